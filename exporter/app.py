@@ -1,0 +1,175 @@
+"""Composition root: one registry, and everything wired to it.
+
+``Exporter`` is what ``cryptomus-exporter run`` starts and what the integration
+tests start in-process (with their own registry, against the simulator).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from prometheus_client import CollectorRegistry, ProcessCollector
+from pydantic import SecretStr
+
+from . import __version__
+from .backoff import Backoff
+from .handlers import ERROR_REASONS, BookCollector, Handlers
+from .health import Health
+from .http import make_app, make_server
+from .logs import Redactor
+from .metrics import Metrics
+from .rest import RestClient
+from .session import CONNECT_STAGES, DISCONNECT_REASONS, Session
+from .settings import Settings
+from .simulator import Simulator, SimulatorConfig
+from .supervisor import Reconciler, Supervisor
+from .webconfig import load_web_config
+
+log = logging.getLogger(__name__)
+
+
+class Exporter:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.simulator: Any = None
+        if settings.demo:
+            settings = self._start_demo_simulator(settings)
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.redactor = redactor or Redactor()
+        self.stop_event = Event()
+        api_key = settings.secret_api_key()
+        self.redactor.add(api_key)
+        self.metrics = Metrics(self.registry)
+        self.metrics.exporter_build_info.labels(__version__).set(1)
+        _initialise_bounded_series(self.metrics, settings.channels)
+        ProcessCollector(registry=self.registry)
+        self.handlers = Handlers(
+            self.metrics,
+            markets=None if settings.all_markets else settings.markets,
+            depth_bands=settings.depth_bands,
+            max_markets=settings.max_markets,
+        )
+        self.registry.register(BookCollector(self.handlers))
+        self.health = Health(settings.idle_timeout, lambda: self.handlers.last_event_time)
+        self.rest = RestClient(
+            self.metrics,
+            api_url=settings.api_url,
+            market_api_url=settings.market_api_url,
+            scales_api_url=settings.scales_api_url,
+            user_id=settings.user_id,
+            api_key=api_key,
+            timeout=settings.request_timeout,
+            wait=self.stop_event.wait,
+        )
+        self.reconciler = Reconciler(
+            self.rest,
+            self.handlers,
+            interval=settings.reconcile_interval,
+            private=bool(settings.private_channels),
+            stop=self.stop_event,
+        )
+        self.supervisor = Supervisor(
+            self.new_session,
+            metrics=self.metrics,
+            health=self.health,
+            handlers=self.handlers,
+            backoff=Backoff(settings.backoff_min, settings.backoff_max),
+            backoff_reset_after=settings.backoff_reset_after,
+            stale_after=settings.stale_after,
+            stop=self.stop_event,
+        )
+        web_config = load_web_config(str(settings.web_config_file)) \
+            if settings.web_config_file else None
+        self.server = make_server(
+            settings.listen_address,
+            make_app(self.registry, self.health, web_config, version=__version__),
+            web_config,
+        )
+
+    def _start_demo_simulator(self, settings: Settings) -> Settings:
+        self.simulator = Simulator(SimulatorConfig(host="127.0.0.1", port=0))
+        self.simulator.start()
+        base = self.simulator.base_url
+        log.info("demo mode: simulated exchange at %s", base)
+        return settings.model_copy(update={
+            "ws_url": self.simulator.ws_url,
+            "api_url": base,
+            "market_api_url": base,
+            "scales_api_url": base,
+            "user_id": self.simulator.config.user_id,
+            "api_key": SecretStr(self.simulator.config.api_key),
+        })
+
+    def new_session(self) -> Session:
+        settings = self.settings
+        return Session(
+            ws_url=settings.ws_url,
+            channels=settings.channels,
+            markets=None if settings.all_markets else settings.markets,
+            depth_scale=settings.depth_scale,
+            rest=self.rest,
+            handlers=self.handlers,
+            metrics=self.metrics,
+            health=self.health,
+            redactor=self.redactor,
+            ping_interval=settings.ping_interval,
+            pong_timeout=settings.pong_timeout,
+            idle_timeout=settings.idle_timeout,
+            subscribe_timeout=settings.subscribe_timeout,
+            connect_timeout=settings.request_timeout,
+            resync_min_interval=settings.resync_min_interval,
+            on_established=self.reconciler.request,
+        )
+
+    @property
+    def http_port(self) -> int:
+        return self.server.server_port
+
+    def start(self) -> None:
+        self.server.start()
+        log.info("serving /metrics on %s (port %d)", self.settings.listen_address,
+                 self.http_port)
+        if self.settings.depth_scale != 0 and self.settings.all_markets:
+            self.reconciler.refresh_markets()  # depth params need the market list
+        self.reconciler.start()
+        self.supervisor.start()
+
+    def stop(self) -> None:
+        log.info("shutting down")
+        self.supervisor.shutdown()
+        self.server.stop(timeout=1)
+        self.rest.close()
+        if self.simulator is not None:
+            self.simulator.stop()
+
+    def serve_forever(self) -> int:
+        """Run until SIGTERM or SIGINT; exit status 0 on a clean stop."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self.stop_event.set)
+        self.start()
+        self.stop_event.wait()
+        self.stop()
+        return 0
+
+
+def _initialise_bounded_series(metrics: Metrics, channels: tuple[str, ...]) -> None:
+    """Create every bounded counter series at 0, so ``increase()`` sees its first event."""
+    for reason in DISCONNECT_REASONS:
+        metrics.websocket_disconnects_total.labels(reason)
+    for stage in CONNECT_STAGES:
+        metrics.websocket_connect_failures_total.labels(stage)
+    for reason in ERROR_REASONS:
+        metrics.websocket_message_errors_total.labels(reason)
+    for channel in channels:
+        metrics.websocket_subscribe_failures_total.labels(channel)
+        metrics.websocket_subscriptions.labels(channel)

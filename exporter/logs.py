@@ -1,0 +1,82 @@
+"""Logging set-up: text or JSON lines, with secrets redacted from every record.
+
+Secrets (API key, request signature, one-time tokens) are registered with the
+``Redactor`` as soon as they exist; a filter on the root handler replaces them,
+and any ``token=...`` query parameter, before a record is formatted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from collections import deque
+from typing import Any
+
+import orjson
+
+REDACTED = "<redacted>"
+_TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
+_KEEP_TOKENS = 64
+
+
+class Redactor(logging.Filter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._fixed: set[str] = set()
+        self._tokens: deque[str] = deque(maxlen=_KEEP_TOKENS)
+
+    def add(self, secret: str | None, *, rotating: bool = False) -> None:
+        if not secret or len(secret) < 4:
+            return
+        if rotating:
+            self._tokens.append(secret)
+        else:
+            self._fixed.add(secret)
+
+    def redact(self, text: str) -> str:
+        text = _TOKEN_PARAM.sub(r"\1" + REDACTED, text)
+        for secret in (*self._fixed, *self._tokens):
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info:
+            message = f"{message}\n{logging.Formatter().formatException(record.exc_info)}"
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = self.redact(message)
+        record.args = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        return orjson.dumps(entry).decode()
+
+
+def setup_logging(level: str, fmt: str, redactor: Redactor, stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(redactor)
+    if fmt == "json":
+        formatter: logging.Formatter = JsonFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("urllib3", "websocket"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

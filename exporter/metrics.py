@@ -1,0 +1,170 @@
+"""The single table of metric names, help texts and labels.
+
+Everything the exporter exposes is declared here once. README's metrics table,
+the alert rules and the dashboards are checked against this table by a contract
+test, so renaming a metric breaks the build instead of a dashboard.
+
+Names are the exposed names without the ``cryptomus_`` namespace; counters keep
+their ``_total`` suffix here (prometheus-client adds it back when exposing).
+Metrics marked ``collected`` are not objects the handlers set: they are computed
+at scrape time from the order books (see ``handlers.BookCollector``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+NAMESPACE = "cryptomus"
+
+GAUGE, COUNTER, HISTOGRAM = "gauge", "counter", "histogram"
+MARKET, ACCOUNT, CONNECTION = "market", "account", "connection"
+
+PING_RTT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    kind: str
+    help: str
+    labels: tuple[str, ...] = ()
+    group: str = CONNECTION
+    collected: bool = False
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{NAMESPACE}_{self.name}"
+
+    @property
+    def sample_names(self) -> tuple[str, ...]:
+        """Every sample name this metric produces on /metrics."""
+        if self.kind == HISTOGRAM:
+            return tuple(f"{self.full_name}_{s}" for s in ("bucket", "count", "sum"))
+        if self.kind == COUNTER:
+            return (self.full_name, f"{self.full_name.removesuffix('_total')}_created")
+        return (self.full_name,)
+
+
+def _market(name: str, kind: str, help: str, *labels: str, collected: bool = False) -> MetricSpec:
+    return MetricSpec(name, kind, help, ("market", *labels), MARKET, collected)
+
+
+def _account(name: str, kind: str, help: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, kind, help, labels, ACCOUNT)
+
+
+def _connection(name: str, kind: str, help: str, *labels: str, buckets=None) -> MetricSpec:
+    return MetricSpec(name, kind, help, labels, CONNECTION, buckets=buckets)
+
+
+SPECS: tuple[MetricSpec, ...] = (
+    # market data
+    _market("last_price", GAUGE, "Last traded price (lastprice channel), in quote currency."),
+    _market("ticker_open_price", GAUGE, "24 h ticker: opening price, in quote currency."),
+    _market("ticker_high_price", GAUGE, "24 h ticker: highest price, in quote currency."),
+    _market("ticker_low_price", GAUGE, "24 h ticker: lowest price, in quote currency."),
+    _market("ticker_base_volume", GAUGE, "24 h ticker: traded volume in base currency."),
+    _market("ticker_quote_volume", GAUGE, "24 h ticker: traded volume in quote currency."),
+    _market(
+        "ticker_price_change_ratio", GAUGE,
+        "24 h ticker: price change as a ratio (0.0004 for the exchange's \"0.04\" percent).",
+    ),
+    _market("orderbook_best_bid_price", GAUGE, "Highest bid in the local order book.",
+            collected=True),
+    _market("orderbook_best_ask_price", GAUGE, "Lowest ask in the local order book.",
+            collected=True),
+    _market("orderbook_spread", GAUGE, "Best ask minus best bid, in quote currency.",
+            collected=True),
+    _market("orderbook_spread_ratio", GAUGE, "Spread divided by the mid price.", collected=True),
+    _market("orderbook_levels", GAUGE, "Price levels in the local order book.", "side",
+            collected=True),
+    _market(
+        "orderbook_depth", GAUGE,
+        "Base quantity resting within a band (ratio) of the mid price.", "side", "band",
+        collected=True,
+    ),
+    _market("orderbook_resyncs_total", COUNTER,
+            "Local order books dropped and reloaded, by reason.", "reason"),
+    _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side"),
+    _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side"),
+    _market("traded_quote_volume_total", COUNTER,
+            "Public traded volume in quote currency (price x quantity).", "side"),
+    _market("market_last_update_timestamp_seconds", GAUGE,
+            "Unix time of the last update received for a market, by channel.", "channel"),
+    # account
+    _account("balance", GAUGE, "Available balance of the account, by currency.", "currency"),
+    _account("balance_held", GAUGE, "Balance held in open orders, by currency.", "currency"),
+    _account("balance_changes_total", COUNTER, "Balance update events, by currency.", "currency"),
+    _account("open_orders", GAUGE, "The account's open orders.", "market", "side"),
+    _account("order_events_total", COUNTER, "The account's order events (created, updated, "
+             "finished).", "market", "side", "event"),
+    _account("orders_finished_total", COUNTER, "The account's orders finished, by final state.",
+             "market", "side", "state"),
+    _account("fills_total", COUNTER, "The account's fills (deals), by role.", "market", "role"),
+    _account("filled_base_volume_total", COUNTER, "Base quantity filled, by role.",
+             "market", "role"),
+    _account("filled_quote_volume_total", COUNTER, "Quote value filled, by role.",
+             "market", "role"),
+    _account("fees_total", COUNTER, "Fees paid on fills, by fee currency.", "currency"),
+    # connection health
+    _connection("websocket_connected", GAUGE, "1 while the WebSocket is connected and subscribed."),
+    _connection("websocket_connects_total", COUNTER, "Successful WebSocket connections."),
+    _connection("websocket_disconnects_total", COUNTER, "WebSocket disconnections, by reason.",
+                "reason"),
+    _connection("websocket_connect_failures_total", COUNTER,
+                "Failed connection attempts, by stage (token, connect, subscribe).", "stage"),
+    _connection("websocket_connected_since_timestamp_seconds", GAUGE,
+                "Unix time the current connection was established (0 when disconnected)."),
+    _connection("websocket_last_message_timestamp_seconds", GAUGE,
+                "Unix time the last frame of any kind was received."),
+    _connection("websocket_messages_total", COUNTER, "Frames received, by method.", "method"),
+    _connection("websocket_message_errors_total", COUNTER,
+                "Frames counted and skipped, by reason.", "reason"),
+    _connection("websocket_ping_rtt_seconds", HISTOGRAM, "Round trip time of ping -> pong.",
+                buckets=PING_RTT_BUCKETS),
+    _connection("websocket_subscriptions", GAUGE,
+                "1 for each channel subscribed on the current connection.", "channel"),
+    _connection("websocket_subscribe_failures_total", COUNTER,
+                "Subscriptions rejected by the exchange, by channel.", "channel"),
+    _connection("websocket_reconnect_backoff_seconds", GAUGE,
+                "Delay before the next reconnection attempt (0 when connected)."),
+    _connection("api_requests_total", COUNTER, "REST calls, by endpoint and HTTP status code.",
+                "endpoint", "code"),
+    _connection("api_request_duration_seconds", HISTOGRAM, "REST call duration.", "endpoint",
+                buckets=API_DURATION_BUCKETS),
+    _connection("exporter_build_info", GAUGE, "Always 1; the exporter's version as a label.",
+                "version"),
+)
+
+SPECS_BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in SPECS}
+
+
+def _build(spec: MetricSpec, registry: CollectorRegistry):
+    if spec.kind == GAUGE:
+        return Gauge(spec.full_name, spec.help, spec.labels, registry=registry)
+    if spec.kind == COUNTER:
+        return Counter(spec.full_name.removesuffix("_total"), spec.help, spec.labels,
+                       registry=registry)
+    return Histogram(spec.full_name, spec.help, spec.labels, registry=registry,
+                     buckets=spec.buckets)
+
+
+class Metrics:
+    """Every metric object, registered in the registry passed in.
+
+    Attributes are named after the table (``metrics.trades_total``); metrics that
+    are ``collected`` at scrape time have no attribute.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        for spec in SPECS:
+            if not spec.collected:
+                setattr(self, spec.name, _build(spec, registry))
+
+    def __getattr__(self, name: str):  # only reached for names not in the table
+        raise AttributeError(f"no metric {name!r} in exporter.metrics.SPECS")

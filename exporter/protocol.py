@@ -1,0 +1,397 @@
+"""The Cryptomus WebSocket protocol, pure: build requests, decode and validate frames.
+
+No I/O and no metrics here. Everything the server sends is untrusted: a frame
+that is not what the protocol says raises ``ProtocolError`` whose ``reason`` is
+a short, bounded label value the caller counts. Checks are explicit and cheap
+(this is the hot path); unknown fields are ignored.
+
+Quirks handled (see cryptomus-protocol.md): public events carry ``id`` 0 and
+private ones a string id, so ids are never trusted for events; unsubscribe (and
+deal_subscribe) acknowledgements carry no ``method``; numbers are decimal
+strings except in trade events, where they are JSON numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import orjson
+
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+# Bounded reasons for ProtocolError (label values of websocket_message_errors_total).
+TOO_LARGE = "too_large"
+INVALID_JSON = "invalid_json"
+NOT_AN_OBJECT = "not_an_object"
+BAD_FIELD = "bad_field"
+UNKNOWN_METHOD = "unknown_method"
+ERROR_EVENT = "error_event"
+ERROR_REASONS = (TOO_LARGE, INVALID_JSON, NOT_AN_OBJECT, BAD_FIELD, UNKNOWN_METHOD, ERROR_EVENT)
+
+SIDES = frozenset(("buy", "sell"))
+ORDER_EVENTS = frozenset(("created", "updated", "finished"))
+ROLES = frozenset(("maker", "taker"))
+SUBSCRIBE_SUFFIX = "_subscribe"
+UNSUBSCRIBE_SUFFIX = "_unsubscribe"
+
+
+class ProtocolError(ValueError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def encode_request(request_id: int, method: str, params: list[str]) -> bytes:
+    return orjson.dumps({"id": request_id, "method": method, "params": params})
+
+
+def ping(request_id: int) -> bytes:
+    return encode_request(request_id, "ping", [])
+
+
+def subscribe(request_id: int, channel: str, params: list[str]) -> bytes:
+    return encode_request(request_id, channel + SUBSCRIBE_SUFFIX, params)
+
+
+def unsubscribe(request_id: int, channel: str, params: list[str]) -> bytes:
+    return encode_request(request_id, channel + UNSUBSCRIBE_SUFFIX, params)
+
+
+def subscription_params(channel: str, markets: tuple[str, ...] | None, depth_scale: int) -> list:
+    """Params of ``<channel>_subscribe``: ``["all"]`` when markets is None."""
+    if markets is None:
+        if channel == "depth" and depth_scale != 0:
+            raise ValueError("depth with a non-zero scale needs explicit markets")
+        return ["all"]
+    if channel == "depth":
+        return [f"{market}:{depth_scale}" for market in markets]
+    if channel == "balance":
+        return ["all"]  # balances are keyed by currency, not market; see protocol notes
+    return list(markets)
+
+
+# --- frames -----------------------------------------------------------------------------
+
+
+def decode(frame: bytes | str) -> dict:
+    """Parse one text frame into its JSON object."""
+    if len(frame) > MAX_FRAME_BYTES:
+        raise ProtocolError(TOO_LARGE, f"{len(frame)} bytes")
+    try:
+        message = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ProtocolError(INVALID_JSON, "frame is not JSON") from None
+    if type(message) is not dict:
+        raise ProtocolError(NOT_AN_OBJECT, f"frame is a JSON {type(message).__name__}")
+    return message
+
+
+class Response(NamedTuple):
+    """A reply to one of our requests: pong, subscribe/unsubscribe ack or error."""
+
+    request_id: int | None
+    method: str | None
+    ok: bool
+    error: str | None
+    code: int | None
+
+
+def is_response(method: Any) -> bool:
+    return method is None or method == "pong" or (
+        type(method) is str and method.endswith((SUBSCRIBE_SUFFIX, UNSUBSCRIBE_SUFFIX)))
+
+
+def parse_response(message: dict) -> Response:
+    method = message.get("method")
+    if method is not None and type(method) is not str:
+        raise ProtocolError(BAD_FIELD, "method is not a string")
+    request_id = _request_id(message.get("id"))
+    error = message.get("error")
+    if error is None:
+        if method is None and not isinstance(message.get("data"), dict):
+            raise ProtocolError(BAD_FIELD, "acknowledgement without data")
+        return Response(request_id, method, True, None, None)
+    if type(error) is not dict:
+        raise ProtocolError(BAD_FIELD, "error is not an object")
+    text = error.get("message")
+    code = error.get("code")
+    return Response(
+        request_id,
+        method,
+        False,
+        text if type(text) is str else "unknown error",
+        code if type(code) is int else None,
+    )
+
+
+def _request_id(value: Any) -> int | None:
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isdigit():
+        return int(value)
+    return None
+
+
+# --- field helpers ----------------------------------------------------------------------
+
+
+def _number(container: dict, key: str) -> float:
+    value = container.get(key)
+    kind = type(value)
+    if kind is str or kind is float or kind is int:
+        try:
+            number = float(value)
+        except ValueError:
+            raise ProtocolError(BAD_FIELD, f"{key} is not a number") from None
+        if math.isfinite(number):
+            return number
+    raise ProtocolError(BAD_FIELD, f"{key} is not a finite number")
+
+
+def _string(container: dict, key: str) -> str:
+    value = container.get(key)
+    if type(value) is not str or not value or len(value) > 64:
+        raise ProtocolError(BAD_FIELD, f"{key} is not a short string")
+    return value
+
+
+def _timestamp(container: dict, key: str = "timestamp") -> float | None:
+    value = container.get(key)
+    if value is None:
+        return None
+    kind = type(value)
+    if (kind is int or kind is float) and value >= 0:
+        return float(value)
+    raise ProtocolError(BAD_FIELD, f"{key} is not a Unix time")
+
+
+def _object(value: Any, what: str) -> dict:
+    if type(value) is not dict:
+        raise ProtocolError(BAD_FIELD, f"{what} is not an object")
+    return value
+
+
+def _one_of(container: dict, key: str, allowed: frozenset[str]) -> str:
+    value = container.get(key)
+    if value not in allowed:
+        raise ProtocolError(BAD_FIELD, f"{key} is not one of {', '.join(sorted(allowed))}")
+    return value
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+class LastPrice(NamedTuple):
+    symbol: str
+    timestamp: float | None
+    price: float
+
+
+class Ticker(NamedTuple):
+    symbol: str
+    timestamp: float | None
+    open: float
+    high: float
+    low: float
+    base_volume: float
+    quote_volume: float
+    change_ratio: float
+
+
+class Depth(NamedTuple):
+    symbol: str
+    timestamp: float | None
+    full_reload: bool
+    scale_index: int | None
+    bids: list
+    asks: list
+
+
+class Trade(NamedTuple):
+    price: float
+    quantity: float
+    side: str
+
+
+class Trades(NamedTuple):
+    symbol: str
+    timestamp: float | None
+    trades: tuple[Trade, ...]
+
+
+class OrderEvent(NamedTuple):
+    event: str
+    order_id: str
+    symbol: str
+    side: str
+    state: str | None
+
+
+class BalanceEvent(NamedTuple):
+    currency: str
+    balance: float
+
+
+class Deal(NamedTuple):
+    deal_id: str
+    symbol: str
+    role: str
+    quantity: float
+    value: float
+    fee: float
+    fee_currency: str
+
+
+def event_data(message: dict) -> dict:
+    """The ``data`` object of an update event; an error event raises."""
+    data = message.get("data")
+    if type(data) is dict:
+        return data
+    if message.get("error") is not None:
+        raise ProtocolError(ERROR_EVENT, "event carries an error")
+    raise ProtocolError(BAD_FIELD, "data is not an object")
+
+
+def parse_lastprice(data: dict) -> LastPrice:
+    return LastPrice(_string(data, "symbol"), _timestamp(data), _number(data, "price"))
+
+
+def parse_ticker(data: dict) -> Ticker:
+    return Ticker(
+        _string(data, "symbol"),
+        _timestamp(data),
+        _number(data, "open"),
+        _number(data, "high"),
+        _number(data, "low"),
+        _number(data, "volume"),
+        _number(data, "quote_volume"),
+        _number(data, "price_change") / 100.0,
+    )
+
+
+def parse_depth(data: dict) -> Depth:
+    full_reload = data.get("full_reload")
+    if type(full_reload) is not bool:
+        raise ProtocolError(BAD_FIELD, "full_reload is not a boolean")
+    bids = data.get("bids", [])
+    asks = data.get("asks", [])
+    if type(bids) is not list or type(asks) is not list:
+        raise ProtocolError(BAD_FIELD, "bids/asks are not lists")
+    scale_index = data.get("scale_index")
+    if scale_index is not None and type(scale_index) is not int:
+        raise ProtocolError(BAD_FIELD, "scale_index is not an integer")
+    return Depth(_string(data, "symbol"), _timestamp(data), full_reload, scale_index, bids, asks)
+
+
+def parse_trades(data: dict) -> Trades:
+    items = data.get("trades")
+    if type(items) is not list:
+        raise ProtocolError(BAD_FIELD, "trades is not a list")
+    trades = tuple(
+        Trade(_number(item, "price"), _number(item, "quantity"), _one_of(item, "direction", SIDES))
+        for item in (_object(raw, "trade") for raw in items)
+    )
+    return Trades(_string(data, "symbol"), _timestamp(data), trades)
+
+
+def parse_order(data: dict) -> OrderEvent:
+    event = _one_of(data, "type", ORDER_EVENTS)
+    info = _object(data.get("info"), "info")
+    state = info.get("state") if event == "finished" else None
+    if state is not None and type(state) is not str:
+        raise ProtocolError(BAD_FIELD, "state is not a string")
+    return OrderEvent(
+        event,
+        _string(info, "id"),
+        _string(info, "symbol"),
+        _one_of(info, "direction", SIDES),
+        state,
+    )
+
+
+def parse_balance(data: dict) -> BalanceEvent:
+    info = _object(data.get("info"), "info")
+    return BalanceEvent(_string(info, "currencyCode"), _number(info, "newBalance"))
+
+
+def parse_deal(data: dict) -> Deal:
+    info = _object(data.get("info"), "info")
+    deal_id = info.get("dealId")
+    return Deal(
+        str(deal_id) if type(deal_id) in (str, int) else "",
+        _string(info, "symbol"),
+        _one_of(info, "tradeRole", ROLES),
+        _number(info, "filledQuantity"),
+        _number(info, "filledValue"),
+        _number(info, "fee"),
+        _string(info, "feeCurrency"),
+    )
+
+
+# --- REST payloads ----------------------------------------------------------------------
+
+
+class Balance(NamedTuple):
+    currency: str
+    available: float
+    held: float
+
+
+class OpenOrder(NamedTuple):
+    order_id: str
+    symbol: str
+    side: str
+
+
+def _result_list(payload: Any) -> list:
+    if type(payload) is not dict or type(payload.get("result")) is not list:
+        raise ProtocolError(BAD_FIELD, "response has no result list")
+    return payload["result"]
+
+
+def parse_balances(payload: Any) -> list[Balance]:
+    return [
+        Balance(_string(item, "ticker"), _number(item, "available"), _number(item, "held"))
+        for item in (_object(raw, "balance") for raw in _result_list(payload))
+    ]
+
+
+def parse_open_orders(payload: Any) -> list[OpenOrder]:
+    return [
+        OpenOrder(_string(item, "id"), _string(item, "symbol"), _one_of(item, "direction", SIDES))
+        for item in (_object(raw, "order") for raw in _result_list(payload))
+    ]
+
+
+def parse_markets(payload: Any) -> list[tuple[str, str, str]]:
+    """(symbol, base currency, quote currency) of every market in the market list."""
+    return [
+        (_string(item, "symbol"), _string(item, "baseCurrency"), _string(item, "quoteCurrency"))
+        for item in (_object(raw, "market") for raw in _result_list(payload))
+    ]
+
+
+def parse_scales(payload: Any) -> dict[int, float]:
+    """Depth scale index -> scale."""
+    if type(payload) is not dict or type(payload.get("data")) is not list:
+        raise ProtocolError(BAD_FIELD, "response has no data list")
+    scales = {}
+    for raw in payload["data"]:
+        item = _object(raw, "scale")
+        index = item.get("index")
+        if type(index) is not int:
+            raise ProtocolError(BAD_FIELD, "index is not an integer")
+        scales[index] = _number(item, "scale")
+    return scales
+
+
+def parse_token(payload: Any) -> str:
+    token = payload.get("token") if type(payload) is dict else None
+    if type(token) is not str or not token or len(token) > 256:
+        raise ProtocolError(BAD_FIELD, "response has no token")
+    return token

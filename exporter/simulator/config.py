@@ -1,0 +1,70 @@
+"""Simulator configuration (validated on construction)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+MAX_MARKETS = 1000
+MAX_DEPTH_LEVELS = 200
+SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,12}_[A-Z0-9]{1,12}$")
+
+
+@dataclass
+class SimulatorConfig:
+    """Everything a :class:`Simulator` needs; invalid values raise ``ValueError``.
+
+    ``markets`` is a count (1..1000: BTC_USDT, ETH_USDT, TRX_USDT first, then more
+    well-known and synthetic markets) or an explicit list of ``BASE_QUOTE`` symbols.
+    ``rate`` is generated events per second over all markets (0: as fast as
+    possible). ``epoch`` fixes the simulated clock (Unix seconds) so that frames,
+    timestamps included, are identical between runs with the same seed; by
+    default timestamps are the wall clock.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 1
+    markets: int | Sequence[str] = 3
+    rate: float = 20.0
+    autogen: bool = True
+    idle_timeout: float = 60.0
+    token_ttl: float = 300.0
+    depth_levels: int = 50
+    user_id: str = "demo-user"
+    api_key: str = field(default="demo-api-key", repr=False)
+    epoch: int | None = None
+    # A connection whose unsent frames exceed this is dropped as a slow consumer.
+    max_buffer_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        self.markets = _validated_markets(self.markets)
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {self.port}")
+        if self.rate < 0:
+            raise ValueError("rate must be >= 0 (0 means as fast as possible)")
+        if self.idle_timeout <= 0 or self.token_ttl <= 0:
+            raise ValueError("idle_timeout and token_ttl must be > 0")
+        if not 1 <= self.depth_levels <= MAX_DEPTH_LEVELS:
+            raise ValueError(f"depth_levels must be 1..{MAX_DEPTH_LEVELS}")
+        if not self.user_id or not self.api_key:
+            raise ValueError("user_id and api_key must not be empty")
+        if self.max_buffer_bytes < 1024 * 1024:
+            raise ValueError("max_buffer_bytes must be at least 1 MiB")
+
+
+def _validated_markets(markets: int | str | Sequence[str]) -> int | list[str]:
+    if isinstance(markets, int):
+        if not 1 <= markets <= MAX_MARKETS:
+            raise ValueError(f"markets must be between 1 and {MAX_MARKETS}, got {markets}")
+        return markets
+    if isinstance(markets, str):
+        markets = [part.strip() for part in markets.split(",") if part.strip()]
+    symbols = list(markets)
+    if not 1 <= len(symbols) <= MAX_MARKETS or len(set(symbols)) != len(symbols):
+        raise ValueError(f"markets must list 1..{MAX_MARKETS} distinct symbols")
+    for symbol in symbols:
+        if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
+            raise ValueError(f"market symbol must look like BASE_QUOTE, got {symbol!r}")
+    return symbols

@@ -1,0 +1,250 @@
+"""Frames -> exact metric values, on a fresh registry per test."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter import protocol
+from exporter.handlers import BookCollector, Handlers
+from exporter.metrics import Metrics
+
+NOW = 1_750_953_400.0
+
+
+class Feed:
+    def __init__(self, **kwargs) -> None:
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.handlers = Handlers(self.metrics, clock=lambda: NOW, **kwargs)
+        self.registry.register(BookCollector(self.handlers))
+        self.resyncs = 0
+
+        def resync() -> None:
+            self.resyncs += 1
+
+        self.handlers.request_depth_resync = resync
+
+    def send(self, method: str, data, frame_id=0):
+        return self.handlers.handle_frame(
+            orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
+
+    def value(self, name: str, **labels) -> float | None:
+        return self.registry.get_sample_value(f"cryptomus_{name}", labels)
+
+    def depth(self, symbol: str, bids, asks, full_reload: bool) -> None:
+        self.send("depth_update", {"symbol": symbol, "timestamp": 1750952911,
+                                   "full_reload": full_reload, "scale_index": 0,
+                                   "bids": bids, "asks": asks})
+
+
+@pytest.fixture
+def feed() -> Feed:
+    return Feed()
+
+
+def test_lastprice_sets_price_and_update_time(feed):
+    feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1750953362,
+                                   "price": "107152.55"})
+    assert feed.value("last_price", market="BTC_USDT") == 107152.55
+    assert feed.value("market_last_update_timestamp_seconds", market="BTC_USDT",
+                      channel="lastprice") == NOW
+    assert feed.value("websocket_messages_total", method="lastprice_update") == 1
+
+
+def test_ticker_maps_every_field_and_percent_to_ratio(feed):
+    feed.send("ticker_update", {
+        "symbol": "BTC_USDT", "timestamp": 1750953144, "price": "107090.35",
+        "open": "107042.21", "high": "108248.15", "low": "106573.19",
+        "volume": "1531.027982", "quote_volume": "164564314.80174687", "price_change": "0.04"})
+    assert feed.value("ticker_open_price", market="BTC_USDT") == 107042.21
+    assert feed.value("ticker_high_price", market="BTC_USDT") == 108248.15
+    assert feed.value("ticker_low_price", market="BTC_USDT") == 106573.19
+    assert feed.value("ticker_base_volume", market="BTC_USDT") == 1531.027982
+    assert feed.value("ticker_quote_volume", market="BTC_USDT") == 164564314.80174687
+    assert feed.value("ticker_price_change_ratio", market="BTC_USDT") == pytest.approx(0.0004)
+
+
+def test_book_spread_levels_and_depth_bands(feed):
+    feed.depth("BTC_USDT",
+               bids=[["99", "1"], ["98.5", "2"], ["97", "4"]],
+               asks=[["101", "1.5"], ["101.5", "3"], ["103", "5"]], full_reload=True)
+    # mid 100; bands 0.005 -> [99.5, 100.5] (nothing), 0.01 -> [99, 101], 0.02 -> [98, 102]
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99
+    assert feed.value("orderbook_best_ask_price", market="BTC_USDT") == 101
+    assert feed.value("orderbook_spread", market="BTC_USDT") == 2
+    assert feed.value("orderbook_spread_ratio", market="BTC_USDT") == pytest.approx(0.02)
+    assert feed.value("orderbook_levels", market="BTC_USDT", side="bid") == 3
+    expected = {("bid", "0.005"): 0, ("bid", "0.01"): 1, ("bid", "0.02"): 3,
+                ("ask", "0.005"): 0, ("ask", "0.01"): 1.5, ("ask", "0.02"): 4.5}
+    for (side, band), quantity in expected.items():
+        assert feed.value("orderbook_depth", market="BTC_USDT", side=side,
+                          band=band) == pytest.approx(quantity), (side, band)
+    feed.depth("BTC_USDT", bids=[["99", "0"], ["99.5", "2"]], asks=[], full_reload=False)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99.5
+    assert feed.value("orderbook_levels", market="BTC_USDT", side="bid") == 3
+    assert feed.resyncs == 0
+
+
+def test_partial_before_reload_resyncs_once_until_resubscribed(feed):
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[], full_reload=False)
+    feed.depth("BTC_USDT", bids=[["98", "1"]], asks=[], full_reload=False)
+    assert feed.resyncs == 1
+    assert feed.value("orderbook_resyncs_total", market="BTC_USDT",
+                      reason="partial_before_reload") == 1
+    assert feed.value("orderbook_levels", market="BTC_USDT", side="bid") is None
+    feed.handlers.depth_resubscribed()
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99
+
+
+def test_crossed_book_is_dropped_and_resynced(feed):
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["12", "1"]], asks=[], full_reload=False)
+    assert feed.resyncs == 1
+    assert feed.value("orderbook_resyncs_total", market="ETH_USDT", reason="crossed") == 1
+    assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
+
+
+def test_malformed_level_is_counted_and_resyncs(feed):
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["ten", "1"]], asks=[], full_reload=False)
+    assert feed.value("websocket_message_errors_total", reason="bad_field") == 1
+    assert feed.value("orderbook_resyncs_total", market="ETH_USDT", reason="invalid") == 1
+
+
+def test_trades_count_and_sum_volumes_by_side(feed):
+    feed.send("trade_update", {"symbol": "BTC_USDT", "timestamp": 1750953177, "trades": [
+        {"price": 100.0, "quantity": 0.5, "timestamp": 1750953177, "direction": "buy"},
+        {"price": 102.0, "quantity": 0.25, "timestamp": 1750953177, "direction": "buy"},
+        {"price": 99.0, "quantity": 2, "timestamp": 1750953177, "direction": "sell"}]})
+    assert feed.value("trades_total", market="BTC_USDT", side="buy") == 2
+    assert feed.value("trades_total", market="BTC_USDT", side="sell") == 1
+    assert feed.value("traded_base_volume_total", market="BTC_USDT", side="buy") == 0.75
+    assert feed.value("traded_quote_volume_total", market="BTC_USDT", side="buy") == 75.5
+    assert feed.value("traded_quote_volume_total", market="BTC_USDT", side="sell") == 198
+
+
+def _order(kind: str, order_id: str, side: str = "sell", **extra):
+    info = {"id": order_id, "symbol": "TRX_USDT", "orderType": "limit", "direction": side,
+            "price": "0.22", "quantity": "50", "value": "11", "filledQuantity": "0",
+            "filledValue": "0", "clientOid": None, "createTs": 1750696376, **extra}
+    return {"type": kind, "info": info}
+
+
+def test_open_orders_follow_created_and_finished(feed):
+    feed.send("order_update", _order("created", "A"), frame_id="3")
+    feed.send("order_update", _order("created", "B"), frame_id="3")
+    feed.send("order_update", _order("updated", "B", updateTs=1750696400), frame_id="3")
+    assert feed.value("open_orders", market="TRX_USDT", side="sell") == 2
+    feed.send("order_update", _order("finished", "A", state="completed",
+                                     internalState="filled", finishTs=1750696417), frame_id="3")
+    assert feed.value("open_orders", market="TRX_USDT", side="sell") == 1
+    assert feed.value("order_events_total", market="TRX_USDT", side="sell", event="created") == 2
+    assert feed.value("orders_finished_total", market="TRX_USDT", side="sell",
+                      state="completed") == 1
+    feed.send("order_update", _order("finished", "B", state="weird"), frame_id="3")
+    assert feed.value("orders_finished_total", market="TRX_USDT", side="sell", state="other") == 1
+    assert feed.value("open_orders", market="TRX_USDT", side="sell") == 0
+
+
+def test_rest_reconciliation_corrects_open_orders_and_balances(feed):
+    feed.send("order_update", _order("created", "A"), frame_id="3")
+    feed.handlers.reconcile_open_orders([protocol.OpenOrder("X", "BTC_USDT", "buy"),
+                                         protocol.OpenOrder("Y", "BTC_USDT", "buy")])
+    assert feed.value("open_orders", market="TRX_USDT", side="sell") == 0
+    assert feed.value("open_orders", market="BTC_USDT", side="buy") == 2
+    feed.handlers.reconcile_balances([protocol.Balance("USDT", 39950.0, 12.5)])
+    assert feed.value("balance", currency="USDT") == 39950
+    assert feed.value("balance_held", currency="USDT") == 12.5
+
+
+def test_balance_update_sets_new_balance(feed):
+    feed.send("balance_update", {"info": {
+        "walletId": "01J7E836F6K5KCX5DP2W0F6FAG", "currencyCode": "USDT",
+        "amount": "50.0000000000000000", "oldBalance": "40000.0000000000000000",
+        "newBalance": "39950.00000000"}}, frame_id="4")
+    assert feed.value("balance", currency="USDT") == 39950
+    assert feed.value("balance_changes_total", currency="USDT") == 1
+
+
+def _deal(deal_id: str, role: str, quantity: str, value: str, fee: str):
+    return {"info": {"dealId": deal_id, "symbol": "BTC_USDT", "dealState": "completed",
+                     "transactionId": "t" + deal_id, "filledPrice": "100",
+                     "filledQuantity": quantity, "filledValue": value, "fee": fee,
+                     "feeCurrency": "USDT", "tradeRole": role, "committedAt": 1750696417}}
+
+
+def test_fills_sum_by_role_and_duplicates_count_once(feed):
+    feed.send("deal_update", _deal("1", "taker", "0.5", "50", "0.05"), frame_id="1")
+    feed.send("deal_update", _deal("2", "taker", "0.25", "25", "0.025"), frame_id="1")
+    feed.send("deal_update", _deal("3", "maker", "1", "100", "0"), frame_id="1")
+    feed.send("deal_update", _deal("3", "maker", "1", "100", "0"), frame_id="1")
+    assert feed.value("fills_total", market="BTC_USDT", role="taker") == 2
+    assert feed.value("fills_total", market="BTC_USDT", role="maker") == 1
+    assert feed.value("filled_base_volume_total", market="BTC_USDT", role="taker") == 0.75
+    assert feed.value("filled_quote_volume_total", market="BTC_USDT", role="taker") == 75
+    assert feed.value("fees_total", currency="USDT") == pytest.approx(0.075)
+
+
+@pytest.mark.parametrize(("frame", "reason"), [
+    (b"not json", "invalid_json"),
+    (b"[1, 2]", "not_an_object"),
+    (b'{"id": 0, "method": "mystery_update", "data": {}}', "unknown_method"),
+    (b'{"id": 0, "method": "lastprice_update", "data": {"symbol": "BTC_USDT", "price": []}}',
+     "bad_field"),
+    (b'{"id": 0, "method": "lastprice_update", "data": {"symbol": "BTC_USDT", "price": "NaN"}}',
+     "bad_field"),
+    (b'{"id": 0, "method": "lastprice_update", "data": null, "error": {"code": 2}}',
+     "error_event"),
+    (b'{"id": 0, "method": "trade_update", "data": {"symbol": "BTC_USDT", "trades": '
+     b'[{"price": 1, "quantity": 1, "direction": "up"}]}}', "bad_field"),
+])
+def test_garbage_is_counted_and_later_frames_still_apply(feed, frame, reason):
+    assert feed.handlers.handle_frame(frame) is None
+    assert feed.value("websocket_message_errors_total", reason=reason) == 1
+    feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "5"})
+    assert feed.value("last_price", market="BTC_USDT") == 5
+
+
+def test_replies_are_returned_to_the_session_with_either_id_type(feed):
+    pong = feed.handlers.handle_frame(b'{"id": 7, "method": "pong", "data": null, "error": null}')
+    assert pong == protocol.Response(7, "pong", True, None, None)
+    ack = feed.handlers.handle_frame(b'{"id": "9", "data": {"status": "success"}, "error": null}')
+    assert ack == protocol.Response(9, None, True, None, None)
+    rejected = feed.handlers.handle_frame(
+        b'{"id": 3, "method": "trade_subscribe", "data": null, '
+        b'"error": {"message": "already subscribed", "code": 2}}')
+    assert rejected == protocol.Response(3, "trade_subscribe", False, "already subscribed", 2)
+
+
+def test_configured_markets_bound_labels():
+    feed = Feed(markets=("BTC_USDT",))
+    feed.send("lastprice_update", {"symbol": "DOGE_USDT", "timestamp": 1, "price": "1"})
+    assert feed.value("last_price", market="DOGE_USDT") is None
+    assert feed.value("websocket_message_errors_total", reason="unexpected_market") == 1
+
+
+def test_market_limit_with_all():
+    feed = Feed(max_markets=2)
+    for symbol in ("A_USDT", "B_USDT", "C_USDT"):
+        feed.send("lastprice_update", {"symbol": symbol, "timestamp": 1, "price": "1"})
+    assert feed.value("last_price", market="B_USDT") == 1
+    assert feed.value("last_price", market="C_USDT") is None
+    assert feed.value("websocket_message_errors_total", reason="market_limit") == 1
+
+
+def test_expiry_removes_market_gauges_but_keeps_counters(feed):
+    feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "5"})
+    feed.send("trade_update", {"symbol": "BTC_USDT", "timestamp": 1, "trades": [
+        {"price": 5, "quantity": 1, "timestamp": 1, "direction": "buy"}]})
+    feed.depth("BTC_USDT", bids=[["4", "1"]], asks=[["6", "1"]], full_reload=True)
+    feed.handlers.expire_market_data()
+    text = generate_latest(feed.registry).decode()
+    assert 'cryptomus_last_price{market="BTC_USDT"}' not in text
+    assert "cryptomus_orderbook_best_bid_price{" not in text
+    assert 'channel="lastprice"' not in text
+    assert feed.value("trades_total", market="BTC_USDT", side="buy") == 1
+    feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 2, "price": "6"})
+    assert feed.value("last_price", market="BTC_USDT") == 6
