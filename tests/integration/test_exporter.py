@@ -177,3 +177,18 @@ def test_secrets_never_reach_logs_or_metrics(make_harness):
     assert "DEBUG" in h.logs.getvalue()
     for secret in (api_key, sign, *h.sim.tokens_seen):
         assert secret not in text
+
+
+def test_every_connect_reconciles_what_the_stream_missed(make_harness):
+    h = make_harness(reconcile_interval=3600)
+    h.wait_value("balance", lambda v: v is not None, currency="USDT")
+    h.sim.account.set_balance("USDT", available="77", held="3")
+    h.sim.account.add_open_order({
+        "id": "missed-while-down", "symbol": "ETH_USDT", "orderType": "limit",
+        "direction": "buy", "price": "1", "quantity": "1", "value": "1",
+        "filledQuantity": "0", "filledValue": "0", "clientOid": None, "createTs": 1})
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=2)
+    h.wait_value("balance", 77.0, currency="USDT")
+    h.wait_value("balance_held", 3.0, currency="USDT")
+    h.wait_value("open_orders", lambda v: (v or 0) >= 1, market="ETH_USDT", side="buy")
