@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 
+import gevent
 import requests
 
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOMUS_")}
@@ -94,3 +96,68 @@ class ExporterProcess:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate(timeout=10)
+
+
+SIMULATOR_BANNER = re.compile(r"REST (?P<base_url>http://\S+) WebSocket (?P<ws_url>ws://\S+)")
+
+
+class SimulatorProcess:
+    """``python -m exporter simulate`` as a child process on loopback.
+
+    It listens on port 0 and the port it bound is read from its banner line, so no other
+    process can take the port in between. ``exporter_env()`` points an exporter at it;
+    ``fault(name, **params)`` injects a fault through its control endpoint.
+    """
+
+    USER_ID = "demo-user"
+    API_KEY = "demo-api-key"
+
+    def __init__(self, *args: str) -> None:
+        self.args = ["simulate", "--listen", "127.0.0.1:0", *args]
+        self.process: subprocess.Popen | None = None
+        self.base_url = ""
+        self.ws_url = ""
+
+    def __enter__(self) -> SimulatorProcess:
+        self.process = subprocess.Popen(exporter_command(*self.args), env=CLEAN_ENV,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True)
+        try:
+            with gevent.Timeout(20, AssertionError("the simulator printed no banner in 20 s")):
+                banner = self.process.stdout.readline()
+            match = SIMULATOR_BANNER.search(banner)
+            if match is None:
+                raise AssertionError(f"the simulator did not start: {banner!r}")
+        except BaseException:
+            self.__exit__()
+            raise
+        self.base_url, self.ws_url = match["base_url"], match["ws_url"]
+        return self
+
+    def exporter_env(self) -> dict[str, str]:
+        """The environment that points an exporter at this simulator."""
+        return {
+            "CRYPTOMUS_USER_ID": self.USER_ID,
+            "CRYPTOMUS_API_KEY": self.API_KEY,
+            "CRYPTOMUS_WS_URL": self.ws_url,
+            "CRYPTOMUS_API_URL": self.base_url,
+            "CRYPTOMUS_MARKET_API_URL": self.base_url,
+            "CRYPTOMUS_SCALES_API_URL": self.base_url,
+        }
+
+    def fault(self, name: str, **params: object) -> dict:
+        """Inject fault ``name`` (``POST /_sim/faults/<name>``); returns the simulator's answer."""
+        response = requests.post(f"{self.base_url}/_sim/faults/{name}", params=params, timeout=5)
+        if response.status_code != 200:
+            raise AssertionError(
+                f"fault {name} {params}: HTTP {response.status_code} {response.text}")
+        return response.json()
+
+    def __exit__(self, *exc) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.communicate(timeout=10)
