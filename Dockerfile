@@ -32,7 +32,10 @@ LABEL org.opencontainers.image.title="cryptomus-exporter" \
       org.opencontainers.image.documentation="https://github.com/cryptomus-exporter/cryptomus-exporter#readme" \
       org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 # No .pyc writes at run time: the root filesystem may be read-only (wheels are compiled at install).
+# Buffers above 128 KiB (large frames) go to mmap and return to the OS when freed: the soak
+# showed glibc heap fragmentation otherwise (+3.4 MiB over 10 min vs +0.7 MiB with it).
 ENV PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_MMAP_THRESHOLD_=131072 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \

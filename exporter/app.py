@@ -20,9 +20,9 @@ from .backoff import Backoff
 from .handlers import ERROR_REASONS, BookCollector, Handlers
 from .health import Health
 from .http import make_app, make_server
-from .logs import Redactor
+from .logs import Redactor, install_crash_redaction
 from .metrics import Metrics
-from .rest import RestClient
+from .rest import RestClient, sign
 from .session import CONNECT_STAGES, DISCONNECT_REASONS, Session
 from .settings import Settings
 from .simulator import Simulator, SimulatorConfig
@@ -49,6 +49,7 @@ class Exporter:
         self.stop_event = Event()
         api_key = settings.secret_api_key()
         self.redactor.add(api_key)
+        self.redactor.add(sign(b"", api_key))  # the signature of every GET: as secret as the key
         self.metrics = Metrics(self.registry)
         self.metrics.exporter_build_info.labels(__version__).set(1)
         _initialise_bounded_series(self.metrics, settings.channels)
@@ -87,6 +88,7 @@ class Exporter:
             backoff_reset_after=settings.backoff_reset_after,
             stale_after=settings.stale_after,
             stop=self.stop_event,
+            retry_after_cap=settings.backoff_max,
         )
         web_config = load_web_config(str(settings.web_config_file)) \
             if settings.web_config_file else None
@@ -156,6 +158,7 @@ class Exporter:
         """Run until SIGTERM or SIGINT; exit status 0 on a clean stop."""
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stop_event.set)
+        install_crash_redaction(self.redactor)
         self.start()
         self.stop_event.wait()
         self.stop()

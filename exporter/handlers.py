@@ -5,6 +5,13 @@ table keyed by method, and hands replies to our own requests (pongs, acks,
 errors) back to the session. A frame that breaks the protocol is counted in
 ``websocket_message_errors_total{reason}`` and skipped; nothing else changes.
 
+What changes on nearly every frame (message counts, prices, tickers, update
+times, public trade totals) is kept in plain attributes and exposed at scrape
+time by ``StreamCollector``: a prometheus-client ``set``/``inc`` takes a lock and
+a ``labels()`` lookup costs about 1 us, which at tens of thousands of frames a
+second is most of the budget. Rare events (errors, resyncs, the account's own
+orders and fills) use ordinary metric objects.
+
 Label values come only from bounded sets: markets are the configured ones, or
 with ``all`` at most ``max_markets`` of them; currencies likewise; order states
 outside a known set become ``other``.
@@ -12,19 +19,18 @@ outside a known set become ``other``.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
 
 from . import protocol
-from .book import OrderBook
-from .metrics import SPECS_BY_NAME, Metrics
+from .book import BookNotLoaded, OrderBook
+from .metrics import COUNTER, SPECS_BY_NAME, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +38,13 @@ UNEXPECTED_MARKET = "unexpected_market"
 MARKET_LIMIT = "market_limit"
 CURRENCY_LIMIT = "currency_limit"
 UNEXPECTED_REPLY = "unexpected_reply"
+INTERNAL_ERROR = "internal_error"
 ERROR_REASONS = (*protocol.ERROR_REASONS, UNEXPECTED_MARKET, MARKET_LIMIT, CURRENCY_LIMIT,
-                 UNEXPECTED_REPLY)
+                 UNEXPECTED_REPLY, INTERNAL_ERROR)
 RESYNC_PARTIAL = "partial_before_reload"
 RESYNC_CROSSED = "crossed"
 RESYNC_INVALID = "invalid"
+RESYNC_REASONS = (RESYNC_PARTIAL, RESYNC_CROSSED, RESYNC_INVALID)
 
 ORDER_STATES = frozenset(("completed", "canceled", "cancelled", "rejected", "expired", "failed"))
 _CURRENCY_RE = re.compile(r"^[A-Z0-9]{1,16}$")
@@ -52,21 +60,50 @@ MARKET_GAUGES = (
     "ticker_price_change_ratio",
 )
 MARKET_CHANNELS = ("lastprice", "ticker", "depth", "trade")
+LASTPRICE, TICKER, DEPTH, TRADE = range(len(MARKET_CHANNELS))  # indexes of MarketState.updated
+BOOK_SIDES = ("bid", "ask")
+NO_TICKER = protocol.Ticker("", None, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # no ticker yet: no gauges
+
+
+class TradeTotals:
+    """Public trades of one market and taker side (exposed as three counters)."""
+
+    __slots__ = ("base", "count", "created", "labels", "quote")
+
+    def __init__(self, symbol: str, side: str, created: float) -> None:
+        self.labels = {"market": symbol, "side": side}
+        self.count = 0.0
+        self.base = 0.0
+        self.quote = 0.0
+        self.created = created
 
 
 class MarketState:
-    """Per-market label children, resolved once (``labels()`` costs about 1 us)."""
+    """One market's latest values. Each gauge appears with the first update of its
+    channel (never as a made-up 0), and all disappear together when market data expires.
 
-    __slots__ = ("book", "children", "symbol", "updated")
+    The label dicts of its series are built once here: the collectors share them
+    with every sample they expose (nothing in prometheus-client mutates them).
+    """
 
-    def __init__(self, symbol: str, metrics: Metrics) -> None:
+    __slots__ = ("book", "channel_labels", "depth_labels", "labels", "last_price", "side_labels",
+                 "symbol", "ticker", "trades", "updated")
+
+    def __init__(self, symbol: str, trades: dict[str, TradeTotals],
+                 band_labels: tuple[str, ...]) -> None:
         self.symbol = symbol
+        self.labels = {"market": symbol}
+        self.channel_labels = tuple({"market": symbol, "channel": channel}
+                                    for channel in MARKET_CHANNELS)
+        self.side_labels = tuple({"market": symbol, "side": side} for side in BOOK_SIDES)
+        self.depth_labels = tuple(
+            tuple({"market": symbol, "side": side, "band": band} for side in BOOK_SIDES)
+            for band in band_labels)
         self.book = OrderBook()
-        self.children = {name: getattr(metrics, name).labels(symbol) for name in MARKET_GAUGES}
-        self.updated = {
-            channel: metrics.market_last_update_timestamp_seconds.labels(symbol, channel)
-            for channel in MARKET_CHANNELS
-        }
+        self.last_price: float | None = None
+        self.ticker = NO_TICKER
+        self.updated = [0.0] * len(MARKET_CHANNELS)  # Unix time, by MARKET_CHANNELS index
+        self.trades = trades  # by side; outlives the state (counters are never removed)
 
 
 class Handlers:
@@ -95,7 +132,9 @@ class Handlers:
         self._open_orders: dict[str, tuple[str, str]] = {}
         self._open_order_pairs: set[tuple[str, str]] = set()
         self._recent_deals: OrderedDict[str, None] = OrderedDict()
-        self._messages = {}
+        self.message_counts: dict[str, float] = {}  # by method label
+        self.message_created: dict[str, float] = {}
+        self.trade_totals: dict[str, dict[str, TradeTotals]] = {}
         self._errors = {}
         self._logged_reasons: set[str] = set()
         self.dispatch: dict[str, Callable[[dict], None]] = {
@@ -109,6 +148,7 @@ class Handlers:
         }
         metrics.websocket_last_message_timestamp_seconds.set_function(
             lambda: self.last_message_time)
+        metrics.registry.register(StreamCollector(self))
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -118,11 +158,16 @@ class Handlers:
         try:
             message = protocol.decode(frame)
             method = message.get("method")
-            handler = self.dispatch.get(method)
+            handler = self.dispatch.get(method) if type(method) is str else None
             if handler is not None:
-                handler(protocol.event_data(message))
+                data = message.get("data")
+                handler(data if type(data) is dict else protocol.event_data(message))
                 self.last_event_time = self.last_message_time
-                self.count_message(method)
+                counts = self.message_counts  # count_message, inlined: this is every event
+                if method in counts:
+                    counts[method] += 1.0
+                else:
+                    self.count_message(method)
                 return None
             if protocol.is_response(method):
                 response = protocol.parse_response(message)
@@ -132,13 +177,18 @@ class Handlers:
         except protocol.ProtocolError as error:
             self.count_error(error.reason, error.detail)
             return None
+        except Exception as error:  # a bug must cost one frame, never the connection
+            log.exception("internal error handling a frame")
+            self.count_error(INTERNAL_ERROR, type(error).__name__)
+            return None
 
     def count_message(self, method: str) -> None:
-        child = self._messages.get(method)
-        if child is None:
-            label = method if self._is_protocol_method(method) else "other"
-            child = self._messages[method] = self.metrics.websocket_messages_total.labels(label)
-        child.inc()
+        label = method if self._is_protocol_method(method) else "other"
+        if label in self.message_counts:
+            self.message_counts[label] += 1.0
+        else:
+            self.message_counts[label] = 1.0
+            self.message_created[label] = self.last_message_time
 
     def _is_protocol_method(self, method: str) -> bool:
         return method in self.dispatch or method in ("pong", "ack") or method.removesuffix(
@@ -175,7 +225,10 @@ class Handlers:
                 raise protocol.ProtocolError(UNEXPECTED_MARKET, "market was not subscribed")
         elif len(self.markets) >= self.max_markets:
             raise protocol.ProtocolError(MARKET_LIMIT, "more markets than --cryptomus.max-markets")
-        state = self.markets[symbol] = MarketState(symbol, self.metrics)
+        trades = self.trade_totals.setdefault(symbol, {})
+        state = self.markets[symbol] = MarketState(symbol, trades, self.band_labels)
+        for reason in RESYNC_REASONS:  # at 0, so increase() sees a market's first resync
+            self.metrics.orderbook_resyncs_total.labels(symbol, reason)
         return state
 
     def _account_market(self, symbol: str) -> str:
@@ -193,42 +246,37 @@ class Handlers:
         return currency
 
     # --- public channels ------------------------------------------------------------------
+    # ``self.markets.get(symbol) or self.market(symbol)``: market() only for a new market.
 
     def on_lastprice(self, data: dict) -> None:
         event = protocol.parse_lastprice(data)
-        state = self.market(event.symbol)
-        state.children["last_price"].set(event.price)
-        state.updated["lastprice"].set(self.last_message_time)
+        state = self.markets.get(event.symbol) or self.market(event.symbol)
+        state.last_price = event.price
+        state.updated[LASTPRICE] = self.last_message_time
 
     def on_ticker(self, data: dict) -> None:
         event = protocol.parse_ticker(data)
-        state = self.market(event.symbol)
-        children = state.children
-        children["ticker_open_price"].set(event.open)
-        children["ticker_high_price"].set(event.high)
-        children["ticker_low_price"].set(event.low)
-        children["ticker_base_volume"].set(event.base_volume)
-        children["ticker_quote_volume"].set(event.quote_volume)
-        children["ticker_price_change_ratio"].set(event.change_ratio)
-        state.updated["ticker"].set(self.last_message_time)
+        state = self.markets.get(event.symbol) or self.market(event.symbol)
+        state.ticker = event
+        state.updated[TICKER] = self.last_message_time
 
     def on_depth(self, data: dict) -> None:
         event = protocol.parse_depth(data)
-        state = self.market(event.symbol)
+        state = self.markets.get(event.symbol) or self.market(event.symbol)
         book = state.book
         try:
             if event.full_reload:
                 book.reload(event.bids, event.asks)
-            elif not book.loaded:
-                if not self.depth_resync_pending:
-                    self.resync(state, RESYNC_PARTIAL)
-                return
             else:
                 book.apply(event.bids, event.asks)
+        except BookNotLoaded:
+            if not self.depth_resync_pending:
+                self.resync(state, RESYNC_PARTIAL)
+            return
         except ValueError as error:
             self.resync(state, RESYNC_INVALID)
             raise protocol.ProtocolError(protocol.BAD_FIELD, f"depth level: {error}") from None
-        state.updated["depth"].set(self.last_message_time)
+        state.updated[DEPTH] = self.last_message_time
         if book.is_crossed():
             self.resync(state, RESYNC_CROSSED)
 
@@ -250,14 +298,17 @@ class Handlers:
 
     def on_trades(self, data: dict) -> None:
         event = protocol.parse_trades(data)
-        symbol = self.market(event.symbol).symbol
-        metrics = self.metrics
+        state = self.markets.get(event.symbol) or self.market(event.symbol)
+        totals_by_side = state.trades
         for trade in event.trades:
-            metrics.trades_total.labels(symbol, trade.side).inc()
-            metrics.traded_base_volume_total.labels(symbol, trade.side).inc(trade.quantity)
-            metrics.traded_quote_volume_total.labels(symbol, trade.side).inc(
-                trade.price * trade.quantity)
-        self.markets[symbol].updated["trade"].set(self.last_message_time)
+            totals = totals_by_side.get(trade.side)
+            if totals is None:
+                totals = totals_by_side[trade.side] = TradeTotals(
+                    state.symbol, trade.side, self.last_message_time)
+            totals.count += 1.0
+            totals.base += trade.quantity
+            totals.quote += trade.price * trade.quantity
+        state.updated[TRADE] = self.last_message_time
 
     # --- private channels -----------------------------------------------------------------
 
@@ -294,7 +345,8 @@ class Handlers:
         metrics.fills_total.labels(market, deal.role).inc()
         metrics.filled_base_volume_total.labels(market, deal.role).inc(deal.quantity)
         metrics.filled_quote_volume_total.labels(market, deal.role).inc(deal.value)
-        metrics.fees_total.labels(fee_currency).inc(deal.fee)
+        if deal.fee >= 0:  # a negative fee is a maker rebate: fees_total counts fees paid
+            metrics.fees_total.labels(fee_currency).inc(deal.fee)
 
     def _publish_open_orders(self) -> None:
         counts: dict[tuple[str, str], int] = {}
@@ -331,19 +383,81 @@ class Handlers:
 
     def expire_market_data(self) -> None:
         """Remove market gauges (the feed is down): a frozen price must not look live."""
-        metrics = self.metrics
-        for symbol in self.markets:
-            for name in MARKET_GAUGES:
-                _remove(getattr(metrics, name), symbol)
-            for channel in MARKET_CHANNELS:
-                _remove(metrics.market_last_update_timestamp_seconds, symbol, channel)
         self.markets.clear()
         log.warning("feed down too long: market gauges removed until data flows again")
 
 
-def _remove(metric: Any, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
+def _family(name: str) -> Metric:
+    """An empty family for a metric of the table (samples are appended by the caller)."""
+    spec = SPECS_BY_NAME[name]
+    if spec.kind == COUNTER:
+        return Metric(spec.full_name.removesuffix("_total"), spec.help, COUNTER)
+    return Metric(spec.full_name, spec.help, spec.kind)
+
+
+class StreamCollector:
+    """The metrics ``Handlers`` keeps as plain numbers, as families at scrape time.
+
+    Samples share their label dicts with the state they describe (built once per
+    series), which keeps a scrape of tens of thousands of series cheap.
+    """
+
+    _GAUGES = (*MARKET_GAUGES, "market_last_update_timestamp_seconds")
+    _COUNTERS = ("trades_total", "traded_base_volume_total", "traded_quote_volume_total",
+                 "websocket_messages_total")
+
+    def __init__(self, handlers: Handlers) -> None:
+        self.handlers = handlers
+
+    def describe(self) -> list[Metric]:
+        return [_family(name) for name in (*self._GAUGES, *self._COUNTERS)]
+
+    def collect(self) -> list[Metric]:
+        return [*self._market_gauges(), *self._trade_counters(), self._message_counter()]
+
+    def _market_gauges(self) -> list[Metric]:
+        families = [_family(name) for name in self._GAUGES]
+        *gauges, updated = families
+        names = [family.name for family in gauges]
+        updated_name = updated.name
+        updated_samples = updated.samples
+        last_price, *ticker_gauges = gauges
+        last_price_name, *ticker_names = names
+        for state in list(self.handlers.markets.values()):
+            labels = state.labels
+            if state.last_price is not None:
+                last_price.samples.append(Sample(last_price_name, labels, state.last_price))
+            ticker = state.ticker
+            if ticker is not NO_TICKER:  # a market first seen on another channel has none yet
+                values = (ticker.open, ticker.high, ticker.low, ticker.base_volume,
+                          ticker.quote_volume, ticker.change_ratio)
+                for family, name, value in zip(ticker_gauges, ticker_names, values, strict=True):
+                    family.samples.append(Sample(name, labels, value))
+            for channel_labels, value in zip(state.channel_labels, state.updated, strict=True):
+                if value:
+                    updated_samples.append(Sample(updated_name, channel_labels, value))
+        return families
+
+    def _trade_counters(self) -> list[Metric]:
+        families = [_family(name) for name in self._COUNTERS[:3]]
+        trades, base, quote = families
+        for totals_by_side in list(self.handlers.trade_totals.values()):
+            for totals in list(totals_by_side.values()):
+                for family, value in ((trades, totals.count), (base, totals.base),
+                                      (quote, totals.quote)):
+                    family.samples.append(Sample(family.name + "_total", totals.labels, value))
+                    family.samples.append(Sample(family.name + "_created", totals.labels,
+                                                 totals.created))
+        return families
+
+    def _message_counter(self) -> Metric:
+        family = _family("websocket_messages_total")
+        created = self.handlers.message_created
+        for method, count in list(self.handlers.message_counts.items()):
+            labels = {"method": method}
+            family.samples.append(Sample(family.name + "_total", labels, count))
+            family.samples.append(Sample(family.name + "_created", labels, created[method]))
+        return family
 
 
 class BookCollector:
@@ -365,36 +479,38 @@ class BookCollector:
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
 
-    def describe(self):
-        return [self._family(name) for name in self._NAMES]
+    def describe(self) -> list[Metric]:
+        return [_family(name) for name in self._NAMES]
 
-    def _family(self, name: str) -> GaugeMetricFamily:
-        spec = SPECS_BY_NAME[name]
-        return GaugeMetricFamily(spec.full_name, spec.help, labels=spec.labels)
-
-    def collect(self):
-        bid, ask, spread, ratio, levels, depth = (self._family(name) for name in self._NAMES)
+    def collect(self) -> list[Metric]:
+        families = [_family(name) for name in self._NAMES]
+        bid, ask, spread, ratio, levels, depth = (family.samples for family in families)
+        bid_name, ask_name, spread_name, ratio_name, levels_name, depth_name = (
+            family.name for family in families)
         bands = self.handlers.depth_bands
-        band_labels = self.handlers.band_labels
-        for symbol, state in list(self.handlers.markets.items()):
+        for state in list(self.handlers.markets.values()):
             book = state.book
             if not book.loaded:
                 continue
+            labels = state.labels
+            bid_labels, ask_labels = state.side_labels
             bid_levels, ask_levels = book.levels()
-            levels.add_metric([symbol, "bid"], bid_levels)
-            levels.add_metric([symbol, "ask"], ask_levels)
+            levels.append(Sample(levels_name, bid_labels, bid_levels))
+            levels.append(Sample(levels_name, ask_labels, ask_levels))
             best_bid, best_ask = book.best_bid, book.best_ask
             if best_bid is not None:
-                bid.add_metric([symbol], best_bid)
+                bid.append(Sample(bid_name, labels, best_bid))
             if best_ask is not None:
-                ask.add_metric([symbol], best_ask)
+                ask.append(Sample(ask_name, labels, best_ask))
             if best_bid is None or best_ask is None:
                 continue
             mid = (best_bid + best_ask) / 2
-            spread.add_metric([symbol], best_ask - best_bid)
-            ratio.add_metric([symbol], (best_ask - best_bid) / mid if mid > 0 else 0.0)
+            spread.append(Sample(spread_name, labels, best_ask - best_bid))
+            ratio.append(Sample(ratio_name, labels,
+                                (best_ask - best_bid) / mid if mid > 0 else 0.0))
             bid_depth, ask_depth = book.depth(bands)
-            for label, bid_qty, ask_qty in zip(band_labels, bid_depth, ask_depth, strict=True):
-                depth.add_metric([symbol, "bid", label], bid_qty)
-                depth.add_metric([symbol, "ask", label], ask_qty)
-        return [bid, ask, spread, ratio, levels, depth]
+            for (bid_band_labels, ask_band_labels), bid_qty, ask_qty in zip(
+                    state.depth_labels, bid_depth, ask_depth, strict=True):
+                depth.append(Sample(depth_name, bid_band_labels, bid_qty))
+                depth.append(Sample(depth_name, ask_band_labels, ask_qty))
+        return families

@@ -11,9 +11,12 @@ import logging
 import re
 import sys
 import time
+import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import gevent
 import orjson
 
 REDACTED = "<redacted>"
@@ -51,6 +54,40 @@ class Redactor(logging.Filter):
         record.msg = self.redact(message)
         record.args = None
         return True
+
+
+class RedactingStream:
+    """A text stream that redacts every write before passing it to ``target()``.
+
+    For output that does not go through logging: tracebacks gevent prints for a
+    greenlet that died, and Python's report of an uncaught exception. ``target``
+    is looked up at each write, so a replaced ``sys.stderr`` is honoured.
+    """
+
+    def __init__(self, redactor: Redactor, target: Callable[[], Any]) -> None:
+        self.redactor = redactor
+        self.target = target
+
+    def write(self, text: str) -> int:
+        return self.target().write(self.redactor.redact(text))
+
+    def flush(self) -> None:
+        self.target().flush()
+
+
+def install_crash_redaction(redactor: Redactor) -> None:
+    """Route crash output (dead greenlets, uncaught exceptions) through ``redactor``.
+
+    Called once by the process entry point; in-process tests keep their own streams.
+    """
+    stream = RedactingStream(redactor, lambda: sys.stderr)
+    gevent.get_hub().exception_stream = stream
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        stream.write("".join(traceback.format_exception(kind, value, tb)))
+        stream.flush()
+
+    sys.excepthook = excepthook
 
 
 class JsonFormatter(logging.Formatter):

@@ -6,8 +6,11 @@ test, so renaming a metric breaks the build instead of a dashboard.
 
 Names are the exposed names without the ``cryptomus_`` namespace; counters keep
 their ``_total`` suffix here (prometheus-client adds it back when exposing).
-Metrics marked ``collected`` are not objects the handlers set: they are computed
-at scrape time from the order books (see ``handlers.BookCollector``).
+Metrics marked ``collected`` are not metric objects: they are produced at scrape
+time by a collector, from the order books (``handlers.BookCollector``) or from
+plain numbers the stream handlers keep on the hot path
+(``handlers.StreamCollector``). They expose the same samples an object would,
+``_created`` included for counters.
 """
 
 from __future__ import annotations
@@ -57,22 +60,32 @@ def _account(name: str, kind: str, help: str, *labels: str) -> MetricSpec:
     return MetricSpec(name, kind, help, labels, ACCOUNT)
 
 
-def _connection(name: str, kind: str, help: str, *labels: str, buckets=None) -> MetricSpec:
-    return MetricSpec(name, kind, help, labels, CONNECTION, buckets=buckets)
+def _connection(name: str, kind: str, help: str, *labels: str, buckets=None,
+                collected: bool = False) -> MetricSpec:
+    return MetricSpec(name, kind, help, labels, CONNECTION, collected, buckets)
 
 
 SPECS: tuple[MetricSpec, ...] = (
     # market data
-    _market("last_price", GAUGE, "Last traded price (lastprice channel), in quote currency."),
-    _market("ticker_open_price", GAUGE, "24 h ticker: opening price, in quote currency."),
-    _market("ticker_high_price", GAUGE, "24 h ticker: highest price, in quote currency."),
-    _market("ticker_low_price", GAUGE, "24 h ticker: lowest price, in quote currency."),
-    _market("ticker_base_volume", GAUGE, "24 h ticker: traded volume in base currency."),
-    _market("ticker_quote_volume", GAUGE, "24 h ticker: traded volume in quote currency."),
+    # kept by the stream handlers as plain numbers (handlers.StreamCollector)
+    _market("last_price", GAUGE, "Last traded price (lastprice channel), in quote currency.",
+            collected=True),
+    _market("ticker_open_price", GAUGE, "24 h ticker: opening price, in quote currency.",
+            collected=True),
+    _market("ticker_high_price", GAUGE, "24 h ticker: highest price, in quote currency.",
+            collected=True),
+    _market("ticker_low_price", GAUGE, "24 h ticker: lowest price, in quote currency.",
+            collected=True),
+    _market("ticker_base_volume", GAUGE, "24 h ticker: traded volume in base currency.",
+            collected=True),
+    _market("ticker_quote_volume", GAUGE, "24 h ticker: traded volume in quote currency.",
+            collected=True),
     _market(
         "ticker_price_change_ratio", GAUGE,
         "24 h ticker: price change as a ratio (0.0004 for the exchange's \"0.04\" percent).",
+        collected=True,
     ),
+    # computed from the order books at scrape time (handlers.BookCollector)
     _market("orderbook_best_bid_price", GAUGE, "Highest bid in the local order book.",
             collected=True),
     _market("orderbook_best_ask_price", GAUGE, "Lowest ask in the local order book.",
@@ -89,12 +102,15 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     _market("orderbook_resyncs_total", COUNTER,
             "Local order books dropped and reloaded, by reason.", "reason"),
-    _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side"),
-    _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side"),
+    _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side",
+            collected=True),
+    _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side",
+            collected=True),
     _market("traded_quote_volume_total", COUNTER,
-            "Public traded volume in quote currency (price x quantity).", "side"),
+            "Public traded volume in quote currency (price x quantity).", "side", collected=True),
     _market("market_last_update_timestamp_seconds", GAUGE,
-            "Unix time of the last update received for a market, by channel.", "channel"),
+            "Unix time of the last update received for a market, by channel.", "channel",
+            collected=True),
     # account
     _account("balance", GAUGE, "Available balance of the account, by currency.", "currency"),
     _account("balance_held", GAUGE, "Balance held in open orders, by currency.", "currency"),
@@ -121,7 +137,8 @@ SPECS: tuple[MetricSpec, ...] = (
                 "Unix time the current connection was established (0 when disconnected)."),
     _connection("websocket_last_message_timestamp_seconds", GAUGE,
                 "Unix time the last frame of any kind was received."),
-    _connection("websocket_messages_total", COUNTER, "Frames received, by method.", "method"),
+    _connection("websocket_messages_total", COUNTER, "Frames received, by method.", "method",
+                collected=True),
     _connection("websocket_message_errors_total", COUNTER,
                 "Frames counted and skipped, by reason.", "reason"),
     _connection("websocket_ping_rtt_seconds", HISTOGRAM, "Round trip time of ping -> pong.",
@@ -156,8 +173,8 @@ def _build(spec: MetricSpec, registry: CollectorRegistry):
 class Metrics:
     """Every metric object, registered in the registry passed in.
 
-    Attributes are named after the table (``metrics.trades_total``); metrics that
-    are ``collected`` at scrape time have no attribute.
+    Attributes are named after the table (``metrics.balance``); metrics that are
+    ``collected`` at scrape time have no attribute.
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -166,5 +183,7 @@ class Metrics:
             if not spec.collected:
                 setattr(self, spec.name, _build(spec, registry))
 
-    def __getattr__(self, name: str):  # only reached for names not in the table
+    def __getattr__(self, name: str):  # only reached for names without a metric object
+        if name in SPECS_BY_NAME:
+            raise AttributeError(f"metric {name!r} is collected at scrape time: no object")
         raise AttributeError(f"no metric {name!r} in exporter.metrics.SPECS")

@@ -130,11 +130,12 @@ def parse_response(message: dict) -> Response:
 
 
 def _request_id(value: Any) -> int | None:
-    if type(value) is int:
+    """Our request ids are integers; replies may echo them as digit strings."""
+    if type(value) is int or value is None:
         return value
-    if type(value) is str and value.isdigit():
+    if type(value) is str and value.isascii() and value.isdigit():
         return int(value)
-    return None
+    raise ProtocolError(BAD_FIELD, "id is not a request id")
 
 
 # --- field helpers ----------------------------------------------------------------------
@@ -178,7 +179,7 @@ def _object(value: Any, what: str) -> dict:
 
 def _one_of(container: dict, key: str, allowed: frozenset[str]) -> str:
     value = container.get(key)
-    if value not in allowed:
+    if type(value) is not str or value not in allowed:
         raise ProtocolError(BAD_FIELD, f"{key} is not one of {', '.join(sorted(allowed))}")
     return value
 
@@ -247,6 +248,11 @@ class Deal(NamedTuple):
     fee_currency: str
 
 
+# Builds an event tuple without the NamedTuple's Python-level __new__: about 80 ns
+# less per event on the hot path (one or more events per frame).
+_event = tuple.__new__
+
+
 def event_data(message: dict) -> dict:
     """The ``data`` object of an update event; an error event raises."""
     data = message.get("data")
@@ -258,11 +264,11 @@ def event_data(message: dict) -> dict:
 
 
 def parse_lastprice(data: dict) -> LastPrice:
-    return LastPrice(_string(data, "symbol"), _timestamp(data), _number(data, "price"))
+    return _event(LastPrice, (_string(data, "symbol"), _timestamp(data), _number(data, "price")))
 
 
 def parse_ticker(data: dict) -> Ticker:
-    return Ticker(
+    return _event(Ticker, (
         _string(data, "symbol"),
         _timestamp(data),
         _number(data, "open"),
@@ -271,7 +277,7 @@ def parse_ticker(data: dict) -> Ticker:
         _number(data, "volume"),
         _number(data, "quote_volume"),
         _number(data, "price_change") / 100.0,
-    )
+    ))
 
 
 def parse_depth(data: dict) -> Depth:
@@ -285,18 +291,24 @@ def parse_depth(data: dict) -> Depth:
     scale_index = data.get("scale_index")
     if scale_index is not None and type(scale_index) is not int:
         raise ProtocolError(BAD_FIELD, "scale_index is not an integer")
-    return Depth(_string(data, "symbol"), _timestamp(data), full_reload, scale_index, bids, asks)
+    return _event(Depth, (_string(data, "symbol"), _timestamp(data), full_reload, scale_index,
+                          bids, asks))
+
+
+def _trade(raw: Any) -> Trade:
+    item = _object(raw, "trade")
+    price, quantity = _number(item, "price"), _number(item, "quantity")
+    if price < 0 or quantity < 0:  # they are summed into counters, which never decrease
+        raise ProtocolError(BAD_FIELD, "trade price or quantity is negative")
+    return _event(Trade, (price, quantity, _one_of(item, "direction", SIDES)))
 
 
 def parse_trades(data: dict) -> Trades:
     items = data.get("trades")
     if type(items) is not list:
         raise ProtocolError(BAD_FIELD, "trades is not a list")
-    trades = tuple(
-        Trade(_number(item, "price"), _number(item, "quantity"), _one_of(item, "direction", SIDES))
-        for item in (_object(raw, "trade") for raw in items)
-    )
-    return Trades(_string(data, "symbol"), _timestamp(data), trades)
+    trades = tuple([_trade(raw) for raw in items])
+    return _event(Trades, (_string(data, "symbol"), _timestamp(data), trades))
 
 
 def parse_order(data: dict) -> OrderEvent:
@@ -322,12 +334,15 @@ def parse_balance(data: dict) -> BalanceEvent:
 def parse_deal(data: dict) -> Deal:
     info = _object(data.get("info"), "info")
     deal_id = info.get("dealId")
+    quantity, value = _number(info, "filledQuantity"), _number(info, "filledValue")
+    if quantity < 0 or value < 0:  # summed into counters, which never decrease
+        raise ProtocolError(BAD_FIELD, "filled quantity or value is negative")
     return Deal(
         str(deal_id) if type(deal_id) in (str, int) else "",
         _string(info, "symbol"),
         _one_of(info, "tradeRole", ROLES),
-        _number(info, "filledQuantity"),
-        _number(info, "filledValue"),
+        quantity,
+        value,
         _number(info, "fee"),
         _string(info, "feeCurrency"),
     )

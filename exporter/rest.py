@@ -31,15 +31,18 @@ ORDERS_PATH = "/v2/user-api/exchange/orders"
 ORDERS_PAGE = 100
 MAX_ORDER_PAGES = 100
 RETRYABLE_STATUS = frozenset((429, 500, 502, 503, 504))
+RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 0.5, 5.0
 
 
 class RestError(Exception):
     """A REST call failed; ``code`` is the HTTP status or a short reason."""
 
-    def __init__(self, endpoint: str, code: str, detail: str = "") -> None:
+    def __init__(self, endpoint: str, code: str, detail: str = "",
+                 retry_after: float | None = None) -> None:
         super().__init__(f"{endpoint} request failed: {code}{f' ({detail})' if detail else ''}")
         self.endpoint = endpoint
         self.code = code
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:
@@ -49,6 +52,13 @@ class RestError(Exception):
 def sign(body: bytes, api_key: str) -> str:
     """md5(base64(body) + API key), hex: the exchange's request signature."""
     return hashlib.md5(base64.b64encode(body) + api_key.encode(), usedforsecurity=False).hexdigest()
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header in delta-seconds (an HTTP date is ignored: clocks differ)."""
+    if value is None or not value.strip().isascii() or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 class RestClient:
@@ -127,14 +137,14 @@ class RestClient:
     def _get(self, endpoint: str, url: str, *, signed: bool = False,
              params: dict | None = None, attempts: int | None = None) -> Any:
         attempts = attempts or self.attempts
-        backoff = Backoff(0.5, 5.0)
+        backoff = Backoff(RETRY_MIN_SECONDS, RETRY_MAX_SECONDS)
         for attempt in range(1, attempts + 1):
             try:
                 return self._get_once(endpoint, url, signed, params)
             except RestError as error:
                 if attempt == attempts or not error.retryable:
                     raise
-                delay = backoff.next_delay()
+                delay = max(backoff.next_delay(), min(error.retry_after or 0.0, RETRY_MAX_SECONDS))
                 log.warning("%s; retrying in %.1f s (attempt %d of %d)",
                             error, delay, attempt + 1, attempts)
                 self.wait(delay)
@@ -155,7 +165,8 @@ class RestClient:
         self._observe(endpoint, code, started)
         log.debug("GET %s -> %s", response.url, code)
         if response.status_code != 200:
-            raise RestError(endpoint, code)
+            raise RestError(endpoint, code,
+                            retry_after=retry_after_seconds(response.headers.get("Retry-After")))
         try:
             return response.json()
         except ValueError:

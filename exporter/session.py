@@ -37,15 +37,17 @@ ERROR = "error"
 SHUTDOWN = "shutdown"
 DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, ERROR, SHUTDOWN)
 CONNECT_STAGES = ("token", "connect", "subscribe")
+ESTABLISHED = "established"
 
 
 class ConnectFailure(Exception):
     """The connection could not be established; ``stage`` is token, connect or subscribe."""
 
-    def __init__(self, stage: str, detail: str) -> None:
+    def __init__(self, stage: str, detail: str, retry_after: float | None = None) -> None:
         super().__init__(f"{stage} failed: {detail}")
         self.stage = stage
         self.detail = detail
+        self.retry_after = retry_after  # seconds the exchange asked us to wait (Retry-After)
 
 
 class Session:
@@ -95,16 +97,29 @@ class Session:
         self._last_receive = time.monotonic()
         self._resync_wanted = Event()
         self._last_resync = float("-inf")
+        self.stage = CONNECT_STAGES[0]
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self) -> str:
-        """Connect and serve until the connection ends; return why it ended."""
+        """Connect and serve until the connection ends; return why it ended.
+
+        Anything unexpected (a library raising outside its documented exceptions)
+        is logged through the redacting log filter and reported like any other
+        failure of its stage: it must never reach the supervisor, whose loop would die.
+        """
         try:
             self._connect()
             self._subscribe_all()
             self._established()
             self._done.wait()
+        except ConnectFailure:
+            raise
+        except Exception as error:
+            log.exception("unexpected error at the %s stage", self.stage)
+            if self.stage != ESTABLISHED:
+                raise ConnectFailure(self.stage, type(error).__name__) from None
+            self.reason = self.reason or ERROR
         finally:
             self._teardown()
         return self.reason or ERROR
@@ -125,11 +140,13 @@ class Session:
                 ws.abort()  # wakes the reader; the socket is closed in _teardown
 
     def _connect(self) -> None:
+        self.stage = "token"
         try:
             token = self.rest.token()
         except RestError as error:
-            raise ConnectFailure("token", str(error)) from None
+            raise ConnectFailure("token", str(error), error.retry_after) from None
         self.redactor.add(token, rotating=True)
+        self.stage = "connect"
         url = f"{self.ws_url}?token={token}"
         log.debug("connecting to %s", url)  # the log filter redacts the token
         try:
@@ -148,12 +165,16 @@ class Session:
         log.info("connected to %s", self.ws_url)
 
     def _subscribe_all(self) -> None:
+        self.stage = "subscribe"
         requests = {}
         for channel in self.channels:
             params = protocol.subscription_params(channel, self._markets_for(channel),
                                                   self.depth_scale)
-            requests[channel] = self._request(f"{channel}_subscribe", protocol.subscribe,
-                                              channel, params)
+            try:
+                requests[channel] = self._request(f"{channel}_subscribe", protocol.subscribe,
+                                                  channel, params)
+            except ConnectionError as error:  # e.g. reset right after the upgrade
+                raise ConnectFailure("subscribe", str(error)) from None
         accepted = 0
         for channel, result in requests.items():
             response = self._wait_reply(result, "subscribe")
@@ -173,6 +194,7 @@ class Session:
         return self.markets
 
     def _established(self) -> None:
+        self.stage = ESTABLISHED
         metrics = self.metrics
         metrics.websocket_connected.set(1)
         metrics.websocket_connects_total.inc()

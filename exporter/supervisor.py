@@ -37,8 +37,12 @@ class Supervisor:
         backoff_reset_after: float,
         stale_after: float,
         stop: Event,
+        retry_after_cap: float = 0.0,
     ) -> None:
         self.session_factory = session_factory
+        # A Retry-After from the exchange lengthens a delay, up to this cap (the
+        # configured backoff maximum): the exchange may slow us down, not stall us.
+        self.retry_after_cap = retry_after_cap
         self.metrics = metrics
         self.health = health
         self.handlers = handlers
@@ -63,15 +67,21 @@ class Supervisor:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            self.session = session = self.session_factory()
-            self.sessions_started += 1
+            retry_after = 0.0
             started = time.monotonic()
             try:
+                self.session = session = self.session_factory()
+                self.sessions_started += 1
                 reason = session.run()
             except ConnectFailure as failure:
                 self.metrics.websocket_connect_failures_total.labels(failure.stage).inc()
                 log.warning("connection attempt failed at the %s stage: %s", failure.stage,
                             failure.detail)
+                retry_after = failure.retry_after or 0.0
+            except Exception:
+                # Session.run reports its own failures; this is the last line of
+                # defence that keeps the reconnect loop (and liveness) alive.
+                log.exception("connection attempt crashed")
             else:
                 self.metrics.websocket_disconnects_total.labels(reason).inc()
                 lived = time.monotonic() - started
@@ -82,7 +92,7 @@ class Supervisor:
                 self.session = None
             if self.stop.is_set():
                 return
-            delay = self.backoff.next_delay()
+            delay = max(self.backoff.next_delay(), min(retry_after, self.retry_after_cap))
             self.metrics.websocket_reconnect_backoff_seconds.set(delay)
             log.info("reconnecting in %.1f s (attempt %d)", delay, self.backoff.attempt)
             self.stop.wait(delay)
@@ -134,7 +144,10 @@ class Reconciler:
             self.wanted.clear()
             if self.stop.is_set():
                 return
-            self.reconcile_once()
+            try:
+                self.reconcile_once()
+            except Exception:
+                log.exception("reconciliation crashed; trying again at the next round")
 
     def reconcile_once(self) -> None:
         self.refresh_markets()

@@ -1,0 +1,48 @@
+"""Resident memory of the exporter holding many markets, run as its own process.
+
+    python benchmarks/memory.py MARKETS LEVELS
+
+Builds the real exporter (not connected), measures its resident set size, feeds
+MARKETS markets with every market channel (a full book of LEVELS levels per side,
+ticker, last price, trades on both sides), renders /metrics once (so the scrape-time
+caches exist, as in steady state) and measures again. Answers one JSON line.
+"""
+
+from __future__ import annotations
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import gc  # noqa: E402
+import sys  # noqa: E402
+
+import psutil  # noqa: E402
+from harness import say  # noqa: E402
+from prometheus_client import generate_latest  # noqa: E402
+from scrape import idle_exporter, market_frames  # noqa: E402
+
+
+def rss() -> int:
+    gc.collect()
+    return psutil.Process().memory_info().rss
+
+
+def main() -> int:
+    markets, levels = int(sys.argv[1]), int(sys.argv[2])
+    exporter = idle_exporter()
+    before = rss()
+    handle = exporter.handlers.handle_frame
+    for number in range(markets):
+        for frame in market_frames(number, levels):
+            handle(frame)
+    book_levels = sum(sum(state.book.levels()) for state in exporter.handlers.markets.values())
+    series = sum(1 for line in generate_latest(exporter.registry).splitlines()
+                 if line and not line.startswith(b"#"))
+    say({"markets": markets, "levels_per_side": levels, "book_levels": book_levels,
+         "series": series, "rss_before": before, "rss": rss()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
