@@ -178,7 +178,8 @@ class Handlers:
             self.count_error(error.reason, error.detail)
             return None
         except Exception as error:  # a bug must cost one frame, never the connection
-            log.exception("internal error handling a frame")
+            if INTERNAL_ERROR not in self._logged_reasons:  # the traceback once, then counts
+                log.exception("internal error handling a frame")
             self.count_error(INTERNAL_ERROR, type(error).__name__)
             return None
 

@@ -248,3 +248,15 @@ def test_expiry_removes_market_gauges_but_keeps_counters(feed):
     assert feed.value("trades_total", market="BTC_USDT", side="buy") == 1
     feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 2, "price": "6"})
     assert feed.value("last_price", market="BTC_USDT") == 6
+
+
+def test_an_unexpected_handler_error_costs_one_frame_not_the_reader(feed, monkeypatch):
+    def broken(data):
+        raise RuntimeError("bug")
+
+    monkeypatch.setitem(feed.handlers.dispatch, "ticker_update", broken)
+    for _ in range(3):
+        assert feed.send("ticker_update", {"symbol": "BTC_USDT"}) is None
+    assert feed.value("websocket_message_errors_total", reason="internal_error") == 3
+    feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "7"})
+    assert feed.value("last_price", market="BTC_USDT") == 7
