@@ -88,7 +88,6 @@ class Exporter:
             backoff_reset_after=settings.backoff_reset_after,
             stale_after=settings.stale_after,
             stop=self.stop_event,
-            retry_after_cap=settings.backoff_max,
         )
         web_config = load_web_config(str(settings.web_config_file)) \
             if settings.web_config_file else None

@@ -46,14 +46,21 @@ class Backoff:
         """Upper bound of the delay the next call to :meth:`next_delay` returns."""
         return self._ceiling
 
-    def next_delay(self) -> float:
-        """Seconds to wait before the next attempt; advances the attempt counter."""
+    def next_delay(self, retry_after: float | None = None) -> float:
+        """Seconds to wait before the next attempt; advances the attempt counter.
+
+        A ``retry_after`` the server asked for lengthens the delay, but never past
+        ``maximum``: the server may slow us down, not stall us.
+        """
         ceiling = self._ceiling
         delay = self._minimum + self._rand() * (ceiling - self._minimum)
         self._attempt += 1
         self._ceiling = self._ceiling_for(self._attempt)
         # A rand() outside [0, 1] must not push the delay out of its bounds.
-        return min(ceiling, max(self._minimum, delay))
+        delay = min(ceiling, max(self._minimum, delay))
+        if retry_after:
+            delay = max(delay, min(retry_after, self._maximum))
+        return delay
 
     def reset(self) -> None:
         """Start again from ``minimum`` (call after the connection has been healthy)."""

@@ -56,9 +56,8 @@ def sign(body: bytes, api_key: str) -> str:
 
 def retry_after_seconds(value: str | None) -> float | None:
     """A ``Retry-After`` header in delta-seconds (an HTTP date is ignored: clocks differ)."""
-    if value is None or not value.strip().isascii() or not value.strip().isdigit():
-        return None
-    return float(value.strip())
+    value = (value or "").strip()
+    return float(value) if value.isascii() and value.isdigit() else None
 
 
 class RestClient:
@@ -144,7 +143,7 @@ class RestClient:
             except RestError as error:
                 if attempt == attempts or not error.retryable:
                     raise
-                delay = max(backoff.next_delay(), min(error.retry_after or 0.0, RETRY_MAX_SECONDS))
+                delay = backoff.next_delay(error.retry_after)
                 log.warning("%s; retrying in %.1f s (attempt %d of %d)",
                             error, delay, attempt + 1, attempts)
                 self.wait(delay)

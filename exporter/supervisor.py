@@ -37,12 +37,8 @@ class Supervisor:
         backoff_reset_after: float,
         stale_after: float,
         stop: Event,
-        retry_after_cap: float = 0.0,
     ) -> None:
         self.session_factory = session_factory
-        # A Retry-After from the exchange lengthens a delay, up to this cap (the
-        # configured backoff maximum): the exchange may slow us down, not stall us.
-        self.retry_after_cap = retry_after_cap
         self.metrics = metrics
         self.health = health
         self.handlers = handlers
@@ -67,7 +63,7 @@ class Supervisor:
 
     def run(self) -> None:
         while not self.stop.is_set():
-            retry_after = 0.0
+            retry_after = None
             started = time.monotonic()
             try:
                 self.session = session = self.session_factory()
@@ -77,7 +73,7 @@ class Supervisor:
                 self.metrics.websocket_connect_failures_total.labels(failure.stage).inc()
                 log.warning("connection attempt failed at the %s stage: %s", failure.stage,
                             failure.detail)
-                retry_after = failure.retry_after or 0.0
+                retry_after = failure.retry_after
             except Exception:
                 # Session.run reports its own failures; this is the last line of
                 # defence that keeps the reconnect loop (and liveness) alive.
@@ -92,7 +88,7 @@ class Supervisor:
                 self.session = None
             if self.stop.is_set():
                 return
-            delay = max(self.backoff.next_delay(), min(retry_after, self.retry_after_cap))
+            delay = self.backoff.next_delay(retry_after)
             self.metrics.websocket_reconnect_backoff_seconds.set(delay)
             log.info("reconnecting in %.1f s (attempt %d)", delay, self.backoff.attempt)
             self.stop.wait(delay)

@@ -116,3 +116,11 @@ def test_huge_factor_and_tiny_minimum_do_not_overflow():
 def test_invalid_parameters_are_rejected(minimum, maximum, factor):
     with pytest.raises(ValueError, match="backoff"):
         Backoff(minimum, maximum, factor)
+
+
+def test_retry_after_lengthens_a_delay_but_never_past_the_maximum():
+    backoff = Backoff(1.0, 8.0, rand=lambda: 0.0)
+    assert backoff.next_delay(retry_after=3.0) == 3.0
+    assert backoff.next_delay(retry_after=0.5) == 1.0
+    assert backoff.next_delay(retry_after=600.0) == 8.0
+    assert backoff.next_delay(retry_after=None) == 1.0
