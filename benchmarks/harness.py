@@ -95,8 +95,7 @@ PROMETHEUS_HEADERS = {
 def scrape(port: int, headers: dict[str, str] | None = None) -> tuple[float, bytes]:
     """(seconds, body) of one GET /metrics on a new connection, timed until the last byte.
 
-    Without headers the exporter answers with prometheus-client's ``generate_latest``
-    (text format 0.0.4), uncompressed.
+    Without headers the exporter answers in the text format 0.0.4, uncompressed.
     """
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     started = time.perf_counter()

@@ -4,8 +4,9 @@
 
 Builds the real exporter (not connected), measures its resident set size, feeds
 MARKETS markets with every market channel (a full book of LEVELS levels per side,
-ticker, last price, trades on both sides), renders /metrics once (so the scrape-time
-caches exist, as in steady state) and measures again. Answers one JSON line.
+ticker, last price, trades on both sides), scrapes /metrics over HTTP twice, once as
+Prometheus asks (OpenMetrics, gzip) and once in the text format (so the scrape-time
+caches exist, as in steady state), and measures again. Answers one JSON line.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ monkey.patch_all()
 import gc  # noqa: E402
 import sys  # noqa: E402
 
+import gevent  # noqa: E402
 import psutil  # noqa: E402
-from harness import say  # noqa: E402
-from prometheus_client import generate_latest  # noqa: E402
+from harness import PROMETHEUS_HEADERS, say, scrape, series  # noqa: E402
 from scrape import idle_exporter, market_frames  # noqa: E402
 
 
@@ -37,10 +38,14 @@ def main() -> int:
         for frame in market_frames(number, levels):
             handle(frame)
     book_levels = sum(sum(state.book.levels()) for state in exporter.handlers.markets.values())
-    series = sum(1 for line in generate_latest(exporter.registry).splitlines()
-                 if line and not line.startswith(b"#"))
+    exporter.server.start()
+    # The client is blocking code: on a real thread, so the server's greenlet can answer.
+    pool = gevent.get_hub().threadpool
+    pool.apply(scrape, (exporter.http_port, PROMETHEUS_HEADERS))
+    _, body = pool.apply(scrape, (exporter.http_port,))
+    exporter.server.stop(timeout=1)
     say({"markets": markets, "levels_per_side": levels, "book_levels": book_levels,
-         "series": series, "rss_before": before, "rss": rss()})
+         "series": series(body), "rss_before": before, "rss": rss()})
     return 0
 
 

@@ -15,8 +15,9 @@ raised to 5000) without connecting it anywhere, says ``{"ready": true,
   each book's depth bands are computed again). Answers ``{"touched": N}``.
 - ``quit``.
 
-Each market exposes 35 series (7 price/ticker gauges, 4 update times, 12 book
-gauges, 3 trade counters x 2 sides with their ``_created`` samples).
+Each market exposes 41 series (7 price/ticker gauges, 4 update times, 12 book
+gauges, 3 trade counters x 2 sides and 3 resync reasons, each with its
+``_created`` sample).
 """
 
 from __future__ import annotations

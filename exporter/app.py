@@ -25,7 +25,6 @@ from .metrics import Metrics
 from .rest import RestClient, sign
 from .session import CONNECT_STAGES, DISCONNECT_REASONS, Session
 from .settings import Settings
-from .simulator import Simulator, SimulatorConfig
 from .supervisor import Reconciler, Supervisor
 from .webconfig import load_web_config
 
@@ -98,6 +97,8 @@ class Exporter:
         )
 
     def _start_demo_simulator(self, settings: Settings) -> Settings:
+        from .simulator import Simulator, SimulatorConfig  # noqa: PLC0415 - only for --demo
+
         self.simulator = Simulator(SimulatorConfig(host="127.0.0.1", port=0))
         self.simulator.start()
         base = self.simulator.base_url

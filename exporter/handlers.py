@@ -78,6 +78,17 @@ class TradeTotals:
         self.created = created
 
 
+class CounterSeries:
+    """One counter series kept as a plain number (exposed by ``StreamCollector``)."""
+
+    __slots__ = ("created", "labels", "value")
+
+    def __init__(self, labels: dict[str, str], created: float) -> None:
+        self.labels = labels
+        self.value = 0.0
+        self.created = created
+
+
 class MarketState:
     """One market's latest values. Each gauge appears with the first update of its
     channel (never as a made-up 0), and all disappear together when market data expires.
@@ -86,11 +97,11 @@ class MarketState:
     with every sample they expose (nothing in prometheus-client mutates them).
     """
 
-    __slots__ = ("book", "channel_labels", "depth_labels", "labels", "last_price", "side_labels",
-                 "symbol", "ticker", "trades", "updated")
+    __slots__ = ("book", "channel_labels", "depth_labels", "labels", "last_price", "resyncs",
+                 "side_labels", "symbol", "ticker", "trades", "updated")
 
     def __init__(self, symbol: str, trades: dict[str, TradeTotals],
-                 band_labels: tuple[str, ...]) -> None:
+                 resyncs: dict[str, CounterSeries], band_labels: tuple[str, ...]) -> None:
         self.symbol = symbol
         self.labels = {"market": symbol}
         self.channel_labels = tuple({"market": symbol, "channel": channel}
@@ -104,6 +115,7 @@ class MarketState:
         self.ticker = NO_TICKER
         self.updated = [0.0] * len(MARKET_CHANNELS)  # Unix time, by MARKET_CHANNELS index
         self.trades = trades  # by side; outlives the state (counters are never removed)
+        self.resyncs = resyncs  # by reason; outlives the state too
 
 
 class Handlers:
@@ -135,6 +147,7 @@ class Handlers:
         self.message_counts: dict[str, float] = {}  # by method label
         self.message_created: dict[str, float] = {}
         self.trade_totals: dict[str, dict[str, TradeTotals]] = {}
+        self.resync_totals: dict[str, dict[str, CounterSeries]] = {}
         self._errors = {}
         self._logged_reasons: set[str] = set()
         self.dispatch: dict[str, Callable[[dict], None]] = {
@@ -227,9 +240,13 @@ class Handlers:
         elif len(self.markets) >= self.max_markets:
             raise protocol.ProtocolError(MARKET_LIMIT, "more markets than --cryptomus.max-markets")
         trades = self.trade_totals.setdefault(symbol, {})
-        state = self.markets[symbol] = MarketState(symbol, trades, self.band_labels)
-        for reason in RESYNC_REASONS:  # at 0, so increase() sees a market's first resync
-            self.metrics.orderbook_resyncs_total.labels(symbol, reason)
+        resyncs = self.resync_totals.get(symbol)
+        if resyncs is None:  # every reason at 0, so increase() sees a market's first resync
+            created = self.clock()
+            resyncs = self.resync_totals[symbol] = {
+                reason: CounterSeries({"market": symbol, "reason": reason}, created)
+                for reason in RESYNC_REASONS}
+        state = self.markets[symbol] = MarketState(symbol, trades, resyncs, self.band_labels)
         return state
 
     def _account_market(self, symbol: str) -> str:
@@ -283,7 +300,7 @@ class Handlers:
 
     def resync(self, state: MarketState, reason: str) -> None:
         """Drop every book and ask the session for a fresh depth subscription."""
-        self.metrics.orderbook_resyncs_total.labels(state.symbol, reason).inc()
+        state.resyncs[reason].value += 1.0
         log.warning("order book of %s cannot be trusted (%s): resubscribing depth",
                     state.symbol, reason)
         self.clear_books()
@@ -405,7 +422,7 @@ class StreamCollector:
 
     _GAUGES = (*MARKET_GAUGES, "market_last_update_timestamp_seconds")
     _COUNTERS = ("trades_total", "traded_base_volume_total", "traded_quote_volume_total",
-                 "websocket_messages_total")
+                 "orderbook_resyncs_total", "websocket_messages_total")
 
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
@@ -414,7 +431,8 @@ class StreamCollector:
         return [_family(name) for name in (*self._GAUGES, *self._COUNTERS)]
 
     def collect(self) -> list[Metric]:
-        return [*self._market_gauges(), *self._trade_counters(), self._message_counter()]
+        return [*self._market_gauges(), *self._trade_counters(), self._resync_counter(),
+                self._message_counter()]
 
     def _market_gauges(self) -> list[Metric]:
         families = [_family(name) for name in self._GAUGES]
@@ -450,6 +468,16 @@ class StreamCollector:
                     family.samples.append(Sample(family.name + "_created", totals.labels,
                                                  totals.created))
         return families
+
+    def _resync_counter(self) -> Metric:
+        family = _family("orderbook_resyncs_total")
+        total_name, created_name = family.name + "_total", family.name + "_created"
+        samples = family.samples
+        for by_reason in list(self.handlers.resync_totals.values()):
+            for series in by_reason.values():
+                samples.append(Sample(total_name, series.labels, series.value))
+                samples.append(Sample(created_name, series.labels, series.created))
+        return family
 
     def _message_counter(self) -> Metric:
         family = _family("websocket_messages_total")

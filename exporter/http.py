@@ -4,8 +4,8 @@ It runs on gevent's pywsgi in the same hub as the WebSocket greenlets.
 
 Routes (GET and HEAD only; other methods get 405, other paths 404):
 
-- ``/metrics``: prometheus-client's WSGI app (content negotiation, OpenMetrics,
-  gzip, ``name[]`` filtering).
+- ``/metrics``: what prometheus-client's WSGI app serves (content negotiation,
+  OpenMetrics, gzip, ``name[]`` filtering), rendered by ``exporter.exposition``.
 - ``/healthz``: liveness, 200 or 503 with the reason as text.
 - ``/readyz``: readiness, 200 or 503 with the reason as text.
 - ``/``: a small HTML page with the version and links.
@@ -30,13 +30,15 @@ import socket
 import ssl
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
+from urllib.parse import parse_qs
 
 import gevent
 import gevent.lock
 import gevent.socket
 from gevent.pywsgi import WSGIServer
-from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client import CollectorRegistry
 
+from exporter.exposition import Exposition, metrics_response
 from exporter.webconfig import WebConfig
 
 logger = logging.getLogger(__name__)
@@ -111,15 +113,16 @@ def _index_page(version: str) -> Response:
     return "200 OK", [("Content-Type", "text/html; charset=utf-8")], page.encode()
 
 
-def _call_wsgi(wsgi_app: WSGIApp, environ: dict[str, Any]) -> Response:
-    captured: list[Any] = []
+def _metrics_route(registry: CollectorRegistry) -> Callable[[dict[str, Any]], Response]:
+    exposition = Exposition()
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        captured[:] = [status, list(headers)]
+    def metrics(environ: dict[str, Any]) -> Response:
+        names = parse_qs(environ.get("QUERY_STRING", "")).get("name[]")
+        headers, body = metrics_response(exposition, registry, environ.get("HTTP_ACCEPT"),
+                                         environ.get("HTTP_ACCEPT_ENCODING"), names)
+        return "200 OK", headers, body
 
-    body = b"".join(wsgi_app(environ, start_response))
-    status, headers = captured
-    return status, headers, body
+    return metrics
 
 
 def _bcrypt_off_hub() -> Callable[..., Any]:
@@ -146,11 +149,10 @@ def make_app(
     version: str,
 ) -> WSGIApp:
     """The exporter's WSGI application (see the module docstring for the routes)."""
-    metrics_app = make_wsgi_app(registry)
     index = _index_page(version)
     routes: dict[str, Callable[[dict[str, Any]], Response]] = {
         "/": lambda environ: index,
-        "/metrics": lambda environ: _call_wsgi(metrics_app, {**environ, "REQUEST_METHOD": "GET"}),
+        "/metrics": _metrics_route(registry),
         "/healthz": lambda environ: _probe(health.live),
         "/readyz": lambda environ: _probe(health.ready),
     }

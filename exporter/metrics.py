@@ -101,7 +101,7 @@ SPECS: tuple[MetricSpec, ...] = (
         collected=True,
     ),
     _market("orderbook_resyncs_total", COUNTER,
-            "Local order books dropped and reloaded, by reason.", "reason"),
+            "Local order books dropped and reloaded, by reason.", "reason", collected=True),
     _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side",
             collected=True),
     _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side",

@@ -17,7 +17,6 @@ from gevent.event import Event
 from .config import SimulatorConfig
 from .faults import Faults
 from .rest import FAULT_PARAMS
-from .simulator import Simulator
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 CONTROL_TIMEOUT = 5.0
@@ -144,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, argparse.ArgumentTypeError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
+    from .simulator import Simulator  # noqa: PLC0415 - not loaded by `exporter run`
+
     sim = Simulator(config)
     try:
         sim.start()
