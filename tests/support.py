@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import gevent
 import requests
@@ -61,41 +64,66 @@ def sample_value(text: str, name: str, labels: dict[str, str] | None = None) -> 
 
 
 class ExporterProcess:
-    """``python -m exporter`` as a child process on a free loopback port."""
+    """The exporter as a child process on a free loopback port: ``python -m exporter``,
+    or a driver ``script`` taking the same flags.
 
-    def __init__(self, *args: str, env: dict | None = None) -> None:
+    Its output goes to a file (``output``, or a temporary one): a pipe nobody reads
+    until the end would block a chatty debug log once 64 KiB are written.
+    """
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None,
+                 output: Path | None = None, script: Path | None = None,
+                 scheme: str = "http", verify: object = True) -> None:
         self.port = free_port()
-        self.args = [*args, "--web.listen-address", f"127.0.0.1:{self.port}"]
+        self.scheme = scheme
+        self.verify = verify
+        command = [sys.executable, str(script)] if script else exporter_command()
+        self.command = [*command, *args, "--web.listen-address", f"127.0.0.1:{self.port}"]
         self.env = {**CLEAN_ENV, **(env or {})}
+        self._scratch = None if output else tempfile.TemporaryDirectory(prefix="exporter-")
+        self.output_path = output or Path(self._scratch.name) / "output.log"
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> ExporterProcess:
-        self.process = subprocess.Popen(exporter_command(*self.args), env=self.env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
-        wait_for(self._answers, timeout=20, what="the exporter's HTTP port")
+        with self.output_path.open("w") as output:
+            self.process = subprocess.Popen(self.command, env=self.env, stdout=output,
+                                            stderr=subprocess.STDOUT)
+        try:
+            wait_for(self._answers, timeout=20, what="the exporter's HTTP port")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
-            raise AssertionError(f"exporter exited early:\n{self.process.stdout.read()}")
+            raise AssertionError(f"exporter exited early:\n{self.output()}")
         try:
-            return requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).ok
+            return self.get("/healthz").status_code == 200
         except requests.RequestException:
             return False
 
-    def metrics(self) -> str:
-        return scrape(self.port)
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return requests.get(f"{self.scheme}://127.0.0.1:{self.port}{path}", timeout=5,
+                            verify=self.verify, **kwargs)
 
-    def stop(self) -> tuple[int, str]:
-        self.process.terminate()
-        output, _ = self.process.communicate(timeout=15)
-        return self.process.returncode, output
+    def metrics(self) -> str:
+        return self.get("/metrics").text
+
+    def output(self) -> str:
+        return self.output_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit status (a clean stop is 0)."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=15)
 
     def __exit__(self, *exc) -> None:
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             self.process.kill()
-            self.process.communicate(timeout=10)
+            self.process.wait(timeout=10)
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
 
 SIMULATOR_BANNER = re.compile(r"REST (?P<base_url>http://\S+) WebSocket (?P<ws_url>ws://\S+)")

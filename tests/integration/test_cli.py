@@ -70,6 +70,7 @@ def test_demo_fills_every_channel_and_stops_cleanly_on_sigterm():
         assert sample_value(text, "cryptomus_websocket_connected") == 1
         assert "cryptomus_orderbook_best_bid_price{" in text
         assert "cryptomus_balance{" in text
-        status, output = exporter.stop()  # bounded: communicate() times out after 15 s
+        status = exporter.stop()  # bounded: waits 15 s at most
+        output = exporter.output()
         assert status == 0, output
         assert "demo-api-key" not in output

@@ -11,9 +11,9 @@ import secrets
 import bcrypt
 import requests
 
-from tests.reliability.child import FAST_FLAGS, ExporterChild, simulator_env
+from tests.reliability.child import FAST_FLAGS, simulator_env
 from tests.reliability.test_secrets import RecordingSimulator, assert_no_secrets
-from tests.support import sample_value, wait_for
+from tests.support import ExporterProcess, sample_value, wait_for
 from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
 USER = "prometheus"
@@ -30,9 +30,9 @@ def test_metrics_need_basic_auth_over_tls_and_probes_stay_open(tmp_path):
     api_key = f"KEY-{secrets.token_hex(16)}"
     with RecordingSimulator(api_key) as recording:
         env = simulator_env(recording.sim, api_key)
-        with ExporterChild(tmp_path / "exporter.log", "--log.level", "debug",
-                           "--web.config.file", str(config), *FAST_FLAGS, env=env,
-                           scheme="https", verify=str(cert)) as child:
+        with ExporterProcess("--log.level", "debug", "--web.config.file", str(config),
+                             *FAST_FLAGS, env=env, output=tmp_path / "exporter.log",
+                             scheme="https", verify=str(cert)) as child:
             def scrape(auth=None) -> requests.Response:
                 return child.get("/metrics", auth=auth)
 

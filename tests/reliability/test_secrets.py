@@ -18,9 +18,9 @@ import gevent
 import pytest
 
 from exporter.simulator import Simulator, SimulatorConfig
-from tests.reliability.child import FAST_FLAGS, ExporterChild, simulator_env
+from tests.reliability.child import FAST_FLAGS, simulator_env
 from tests.reliability.hostile import HostileWsServer
-from tests.support import wait_for
+from tests.support import ExporterProcess, wait_for
 
 CRASHING_EXPORTER = Path(__file__).with_name("crashing_exporter.py")
 PROBES = ("/metrics", "/readyz", "/healthz")
@@ -68,7 +68,7 @@ def assert_no_secrets(text: str, secret_values: list[str], where: str) -> None:
                                   f"{position}: ...{text[max(0, position - 80):position]}")
 
 
-def probe_bodies(child: ExporterChild) -> str:
+def probe_bodies(child: ExporterProcess) -> str:
     return "".join(f"\n== {path}\n" + child.get(path).text for path in PROBES)
 
 
@@ -77,8 +77,8 @@ def test_secrets_never_leak_through_faults_at_debug_level(tmp_path, api_key, log
     with RecordingSimulator(api_key) as recording:
         sim = recording.sim
         env = simulator_env(sim, api_key)
-        with ExporterChild(tmp_path / "exporter.log", "--log.level", "debug",
-                           "--log.format", log_format, *FAST_FLAGS, env=env) as child:
+        with ExporterProcess("--log.level", "debug", "--log.format", log_format, *FAST_FLAGS,
+                             env=env, output=tmp_path / "exporter.log") as child:
             served = probe_bodies(child)
             wait_for(lambda: sim.connections == 1, what="connected")
             sim.faults.drop_connections()  # reconnect: a second token
@@ -114,8 +114,8 @@ def test_a_wrong_key_fails_every_signed_call_without_leaking_it(tmp_path, api_ke
     wrong_key = f"WRONG-{secrets.token_hex(20)}"
     with RecordingSimulator(api_key) as recording:
         env = simulator_env(recording.sim, wrong_key)
-        with ExporterChild(tmp_path / "exporter.log", "--log.level", "debug", *FAST_FLAGS,
-                           env=env) as child:
+        with ExporterProcess("--log.level", "debug", *FAST_FLAGS,
+                             env=env, output=tmp_path / "exporter.log") as child:
             wait_for(lambda: recording.sim.stats.auth_failures >= 4, what="rejected calls")
             served = probe_bodies(child)
             assert child.stop() == 0
@@ -130,8 +130,8 @@ def test_a_wrong_key_fails_every_signed_call_without_leaking_it(tmp_path, api_ke
 def test_handshake_failures_echoing_the_token_do_not_leak_it(tmp_path, api_key, mode):
     with RecordingSimulator(api_key) as recording, HostileWsServer(mode) as hostile:
         env = simulator_env(recording.sim, api_key, ws_url=hostile.url)
-        with ExporterChild(tmp_path / "exporter.log", "--log.level", "debug",
-                           "--log.format", "json", *FAST_FLAGS, env=env) as child:
+        with ExporterProcess("--log.level", "debug", "--log.format", "json", *FAST_FLAGS,
+                             env=env, output=tmp_path / "exporter.log") as child:
             wait_for(lambda: len(hostile.targets) >= 3, what="three refused handshakes")
             served = probe_bodies(child)
             assert child.stop() == 0
@@ -146,8 +146,8 @@ def test_handshake_failures_echoing_the_token_do_not_leak_it(tmp_path, api_key, 
 def test_crash_output_carries_no_secret(tmp_path, api_key):
     with RecordingSimulator(api_key) as recording:
         env = simulator_env(recording.sim, api_key)
-        with ExporterChild(tmp_path / "exporter.log", "--log.level", "debug", *FAST_FLAGS,
-                           env=env, script=CRASHING_EXPORTER) as child:
+        with ExporterProcess("--log.level", "debug", *FAST_FLAGS, env=env,
+                             output=tmp_path / "exporter.log", script=CRASHING_EXPORTER) as child:
             wait_for(lambda: "forced crash 2" in child.output(), what="the dying greenlet")
             wait_for(lambda: recording.sim.connections == 1, what="connected after crash 1")
             gevent.sleep(0.2)
