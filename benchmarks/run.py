@@ -90,29 +90,29 @@ def machine() -> dict:
 
 
 def throughput(sizes: Sizes) -> dict:
-    """Floor and pipeline on the same frames, alternating, each in a fresh process."""
-    rates: dict[str, list[float]] = {"floor": [], "pipeline": []}
+    """Floor, recv_data reader and pipeline on the same frames, in turn, each in a fresh process."""
+    rates: dict[str, list[float]] = {"floor": [], "recv_data": [], "pipeline": []}
     with Sender(frame_set.MARKETS, frame_set.FRAMES, frame_set.DEPTH_LEVELS) as sender:
         expected = sender.info["frames"] * sizes.repeat
         for _ in range(sizes.rounds):
             # One receiver at a time: the sender blasts every subscribed connection.
-            with Child("throughput.py", "floor", sender.info_json, expected) as floor:
-                floor.read()
-                sender.blast(sizes.repeat)
-                rates["floor"].append(floor.read()["rate"])
+            for reader in ("floor", "recv_data"):
+                with Child("throughput.py", reader, sender.info_json, expected) as child:
+                    child.read()
+                    sender.blast(sizes.repeat)
+                    rates[reader].append(child.read()["rate"])
             with Pipeline(sender) as exporter:
                 exporter.ask(f"arm {expected}")
                 sender.blast(sizes.repeat)
                 rates["pipeline"].append(exporter.read()["rate"])
-    floor, piped = statistics.median(rates["floor"]), statistics.median(rates["pipeline"])
+    medians = {name: statistics.median(values) for name, values in rates.items()}
     return {
         "frames": frame_set.describe(frame_set.build_frames()),
         "frames_per_measurement": expected,
-        "floor_rates": rates["floor"],
-        "pipeline_rates": rates["pipeline"],
-        "floor": floor,
-        "pipeline": piped,
-        "ratio": piped / floor,
+        **{f"{name}_rates": values for name, values in rates.items()},
+        **medians,
+        "ratio": medians["pipeline"] / medians["floor"],
+        "ratio_to_recv_data": medians["pipeline"] / medians["recv_data"],
     }
 
 
@@ -226,9 +226,12 @@ def rate(value: float) -> str:
 
 def throughput_rows(tp: dict) -> list[Row]:
     return [
-        Row("throughput: floor (websocket-client + orjson)", rate(tp["floor"]) + " msgs"),
+        Row("throughput: floor (websocket-client recv_frame + orjson)",
+            rate(tp["floor"]) + " msgs"),
+        Row("throughput: websocket-client recv_data + orjson", rate(tp["recv_data"]) + " msgs"),
         Row("throughput: pipeline (real exporter)", rate(tp["pipeline"]) + " msgs"),
         Row("throughput: pipeline / floor", f"{tp['ratio']:.3f}", ">= 0.80", tp["ratio"] >= 0.80),
+        Row("throughput: pipeline / recv_data reader", f"{tp['ratio_to_recv_data']:.3f}"),
     ]
 
 

@@ -17,7 +17,7 @@ import gevent
 import orjson
 from gevent.event import Event
 from wsproto.connection import Connection
-from wsproto.events import BytesMessage, CloseConnection, Ping, TextMessage
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError
 
 from .stats import Record
@@ -194,6 +194,8 @@ class WsConnection:
                 self.close(CLOSE_UNSUPPORTED, "binary frames are not supported")
             elif isinstance(event, Ping):
                 self.queue(self.ws.send(event.response()))
+            elif isinstance(event, Pong):
+                self.sim.stats.pongs += 1
             elif isinstance(event, CloseConnection):
                 self._on_close(event)
 

@@ -99,6 +99,7 @@ class Stats:
         self.dropped_by_fault = 0
         self.slow_consumer_drops = 0
         self.pings = 0
+        self.pongs = 0  # WebSocket pong frames received
         self.duplicate_subscribes = 0
         self.requests_by_method: Counter[str] = Counter()
         self.subscribe_requests: Counter[str] = Counter()

@@ -7,6 +7,7 @@ import hashlib
 
 import requests
 
+from exporter.simulator.wire import event_payload
 from tests.support import scrape, wait_for
 
 
@@ -118,6 +119,22 @@ def test_garbage_frames_are_counted_and_skipped(make_harness):
     assert errors["invalid_json"] >= 2  # not_json and truncated
     assert errors["bad_field"] >= 1
     assert errors["unknown_method"] >= 1
+    assert h.value("websocket_connects_total") == 1
+
+
+def test_fragmented_messages_and_websocket_pings_are_handled(make_harness):
+    h = make_harness()
+    h.wait_connected()
+    [conn] = h.sim.open_connections()
+    payload = event_payload("lastprice", {"symbol": "BTC_USDT", "timestamp": 1, "price": "7"})
+    head, tail = payload[:20], payload[20:]
+    assert len(tail) < 126  # one-byte lengths below
+    conn.queue(bytes((0x01, len(head))) + head)  # text, not final
+    conn.queue(bytes((0x89, 4)) + b"ping")  # a ping between the fragments, as RFC 6455 allows
+    conn.queue(bytes((0x80, len(tail))) + tail)  # continuation, final
+    h.wait_value("last_price", 7.0, market="BTC_USDT")
+    wait_for(lambda: h.sim.stats.pongs == 1, what="the pong")
+    assert h.value("websocket_messages_total", method="lastprice_update") == 1
     assert h.value("websocket_connects_total") == 1
 
 
