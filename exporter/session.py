@@ -95,7 +95,6 @@ class Session:
         self._next_id = 0
         self._pending: dict[int, tuple[str, AsyncResult]] = {}
         self._pings: dict[int, float] = {}
-        self._last_receive = time.monotonic()
         self._resync_wanted = Event()
         self._last_resync = float("-inf")
         self.stage = CONNECT_STAGES[0]
@@ -160,7 +159,6 @@ class Session:
         except (OSError, websocket.WebSocketException) as error:
             raise ConnectFailure("connect", _describe(error)) from None
         self.ws.settimeout(None)
-        self._last_receive = time.monotonic()
         self.health.on_connected()
         self._spawn(self._read)
         log.info("connected to %s", self.ws_url)
@@ -324,14 +322,14 @@ class Session:
         # the handlers' last message time changed (idle is thus measured to within a tick).
         # The subscription acknowledgements have just arrived.
         last_message_time = self.handlers.last_message_time
-        self._last_receive = time.monotonic()
+        last_receive = time.monotonic()
         while not self._done.wait(tick):
             now = time.monotonic()
             if self.handlers.last_message_time != last_message_time:
                 last_message_time = self.handlers.last_message_time
-                self._last_receive = now
-            if now - self._last_receive > self.idle_timeout:
-                log.warning("nothing received for %.0f s: reconnecting", now - self._last_receive)
+                last_receive = now
+            if now - last_receive > self.idle_timeout:
+                log.warning("nothing received for %.0f s: reconnecting", now - last_receive)
                 self.close(IDLE_TIMEOUT)
                 return
             if self._pings and now - min(self._pings.values()) > self.pong_timeout:
