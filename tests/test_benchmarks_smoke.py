@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # One entry per row of the table, as its name starts.
 ROWS = (
     "throughput: floor",
+    "throughput: websocket-client recv_data",
     "throughput: pipeline (real exporter)",
     "throughput: pipeline / floor",
+    "throughput: pipeline / recv_data reader",
     "scrape 1k (",
     "scrape 1k, nothing changed",
     "scrape 10k (",
@@ -53,3 +55,16 @@ def test_quick_run_prints_every_row(tmp_path):
         assert len(printed) == 1, row["name"]
         assert row["result"] in printed[0]
     assert table[0].startswith("cryptomus-exporter benchmarks")
+
+
+def test_only_runs_the_named_benchmarks_and_refuses_unknown_names(tmp_path):
+    results = tmp_path / "results.json"
+    command = [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick"]
+    run = subprocess.run([*command, "--only", "orderbook", "--json", str(results)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert list(orjson.loads(results.read_bytes())["results"]) == ["orderbook"]
+    refused = subprocess.run([*command, "--only", "orderbook,speed"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2
+    assert "unknown benchmark(s) speed" in refused.stderr
