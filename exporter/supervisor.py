@@ -81,7 +81,8 @@ class Supervisor:
             else:
                 self.metrics.websocket_disconnects_total.labels(reason).inc()
                 lived = time.monotonic() - started
-                log.warning("disconnected (%s) after %.0f s", reason, lived)
+                level = logging.INFO if reason == SHUTDOWN else logging.WARNING
+                log.log(level, "disconnected (%s) after %.0f s", reason, lived)
                 if lived >= self.backoff_reset_after:
                     self.backoff.reset()
             finally:

@@ -76,6 +76,14 @@ def test_disconnects_are_counted_by_reason():
     assert value("cryptomus_websocket_disconnects_total", {"reason": "idle_timeout"}) == 1
 
 
+def test_a_lost_connection_is_a_warning_and_our_own_shutdown_is_not(caplog):
+    caplog.set_level("INFO", logger="exporter.supervisor")
+    run_script(["server_closed", "shutdown"])
+    levels = {record.getMessage().split(" after")[0]: record.levelname
+              for record in caplog.records if record.getMessage().startswith("disconnected")}
+    assert levels == {"disconnected (server_closed)": "WARNING", "disconnected (shutdown)": "INFO"}
+
+
 def test_a_healthy_connection_resets_the_backoff():
     _, waits = run_script(["token", "token", "server_closed", "token", "shutdown"],
                           reset_after=0)
