@@ -151,17 +151,16 @@ class _OneFamily:
         return [self.metric]
 
 
-def _library_render(metric: Any, fmt: Format) -> str:
-    if fmt.openmetrics:
-        body = openmetrics_generate_latest(_OneFamily(metric), escaping=fmt.escaping).decode()
-        return body.removesuffix(OPENMETRICS_EOF)
-    return text_generate_latest(_OneFamily(metric), escaping=fmt.escaping).decode()
-
-
 def _library_body(registry: Collector, fmt: Format) -> bytes:
     if fmt.openmetrics:
         return openmetrics_generate_latest(registry, escaping=fmt.escaping)
     return text_generate_latest(registry, escaping=fmt.escaping)
+
+
+def _library_family(metric: Any, fmt: Format) -> str:
+    """One family as prometheus-client renders it, without OpenMetrics' closing line."""
+    body = _library_body(_OneFamily(metric), fmt).decode()
+    return body.removesuffix(OPENMETRICS_EOF) if fmt.openmetrics else body
 
 
 class Exposition:
@@ -194,7 +193,7 @@ class Exposition:
                     render_family(metric, output, previous, current)
                 except _Unsupported:
                     del output[start:]
-                    output.append(_library_render(metric, fmt))
+                    output.append(_library_family(metric, fmt))
         finally:
             if collecting:
                 gc.enable()

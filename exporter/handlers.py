@@ -462,31 +462,30 @@ class StreamCollector:
         trades, base, quote = families
         for totals_by_side in list(self.handlers.trade_totals.values()):
             for totals in list(totals_by_side.values()):
-                for family, value in ((trades, totals.count), (base, totals.base),
-                                      (quote, totals.quote)):
-                    family.samples.append(Sample(family.name + "_total", totals.labels, value))
-                    family.samples.append(Sample(family.name + "_created", totals.labels,
-                                                 totals.created))
+                _add_counter(trades, totals.labels, totals.count, totals.created)
+                _add_counter(base, totals.labels, totals.base, totals.created)
+                _add_counter(quote, totals.labels, totals.quote, totals.created)
         return families
 
     def _resync_counter(self) -> Metric:
         family = _family("orderbook_resyncs_total")
-        total_name, created_name = family.name + "_total", family.name + "_created"
-        samples = family.samples
         for by_reason in list(self.handlers.resync_totals.values()):
             for series in by_reason.values():
-                samples.append(Sample(total_name, series.labels, series.value))
-                samples.append(Sample(created_name, series.labels, series.created))
+                _add_counter(family, series.labels, series.value, series.created)
         return family
 
     def _message_counter(self) -> Metric:
         family = _family("websocket_messages_total")
         created = self.handlers.message_created
         for method, count in list(self.handlers.message_counts.items()):
-            labels = {"method": method}
-            family.samples.append(Sample(family.name + "_total", labels, count))
-            family.samples.append(Sample(family.name + "_created", labels, created[method]))
+            _add_counter(family, {"method": method}, count, created[method])
         return family
+
+
+def _add_counter(family: Metric, labels: dict[str, str], value: float, created: float) -> None:
+    """One counter series: its ``_total`` sample and its ``_created`` time."""
+    family.samples.append(Sample(family.name + "_total", labels, value))
+    family.samples.append(Sample(family.name + "_created", labels, created))
 
 
 class BookCollector:
