@@ -38,6 +38,18 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, interval: f
         time.sleep(interval)
 
 
+def terminate(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM a child still running, SIGKILL it after ``timeout`` s, and reap it."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate(timeout=10)
+
+
 def exporter_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "exporter", *args]
 
@@ -182,10 +194,4 @@ class SimulatorProcess:
         return response.json()
 
     def __exit__(self, *exc) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.communicate(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.communicate(timeout=10)
+        terminate(self.process)

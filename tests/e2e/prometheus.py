@@ -23,7 +23,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from tests.support import free_port, wait_for
+from tests.support import free_port, terminate, wait_for
 
 DEBIAN_PROMETHEUS = "/usr/bin/prometheus"
 HTTP_TIMEOUT = 5.0
@@ -110,13 +110,7 @@ class PrometheusServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def __exit__(self, *exc) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process, timeout=15)
         if self._log is not None:
             self._log.close()
         if self.directory is not None:
