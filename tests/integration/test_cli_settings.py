@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support import run_exporter
 
 CREDENTIALS = {"CRYPTOMUS_USER_ID": "u", "CRYPTOMUS_API_KEY": "key-value-1234"}
@@ -13,23 +15,19 @@ def test_an_idle_timeout_alone_is_a_valid_configuration():
     assert "configuration OK" in result.stdout
 
 
-def test_a_flag_and_a_variable_that_contradict_each_other_are_named_in_one_line():
-    result = run_exporter(["check-config", "--websocket.pong-timeout", "10"],
-                          env={**CREDENTIALS, "CRYPTOMUS_IDLE_TIMEOUT": "3"})
+@pytest.mark.parametrize(("args", "env", "line"), [
+    (["--websocket.pong-timeout", "10"], {"CRYPTOMUS_IDLE_TIMEOUT": "3"},
+     "CRYPTOMUS_PONG_TIMEOUT (--websocket.pong-timeout) = 10 must be shorter than "
+     "CRYPTOMUS_IDLE_TIMEOUT (--websocket.idle-timeout) = 3 (leave CRYPTOMUS_PONG_TIMEOUT "
+     "unset to get min(10, IDLE_TIMEOUT / 2))"),
+    (["--websocket.backoff-min", "10", "--websocket.backoff-max", "5"], {},
+     "CRYPTOMUS_BACKOFF_MIN (--websocket.backoff-min) = 10 must not exceed "
+     "CRYPTOMUS_BACKOFF_MAX (--websocket.backoff-max) = 5 (leave CRYPTOMUS_BACKOFF_MIN "
+     "unset to get min(1, BACKOFF_MAX))"),
+], ids=["pong-vs-idle", "backoff-min-vs-max"])
+def test_two_values_the_user_set_that_contradict_each_other_are_named_in_one_line(
+        args, env, line):
+    result = run_exporter(["check-config", *args], env={**CREDENTIALS, **env})
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
-        "cryptomus-exporter: error: invalid configuration: CRYPTOMUS_PONG_TIMEOUT "
-        "(--websocket.pong-timeout) = 10 must be shorter than CRYPTOMUS_IDLE_TIMEOUT "
-        "(--websocket.idle-timeout) = 3 (leave CRYPTOMUS_PONG_TIMEOUT unset to get "
-        "min(10, IDLE_TIMEOUT / 2))"]
-
-
-def test_backoff_bounds_set_against_each_other_are_named_in_one_line():
-    result = run_exporter(["check-config", "--websocket.backoff-min", "10",
-                           "--websocket.backoff-max", "5"], env=CREDENTIALS)
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.splitlines() == [
-        "cryptomus-exporter: error: invalid configuration: CRYPTOMUS_BACKOFF_MIN "
-        "(--websocket.backoff-min) = 10 must not exceed CRYPTOMUS_BACKOFF_MAX "
-        "(--websocket.backoff-max) = 5 (leave CRYPTOMUS_BACKOFF_MIN unset to get "
-        "min(1, BACKOFF_MAX))"]
+        f"cryptomus-exporter: error: invalid configuration: {line}"]

@@ -163,54 +163,52 @@ def test_flags_count_as_set_like_environment_variables(monkeypatch):
         load_settings(idle_timeout="4", pong_timeout="5")
 
 
-@pytest.mark.parametrize("user_set", subsets(KEEPALIVE), ids=lambda s: "+".join(s) or "none")
-def test_keepalive_defaults_never_invalidate_what_the_user_set(monkeypatch, user_set):
+# (options that may follow each other, the rule between two the user set, its error line)
+GROUPS = {
+    "keepalive": (
+        KEEPALIVE,
+        lambda c: c.get("pong_timeout", 0) >= c.get("idle_timeout", math.inf),
+        lambda c: (f"CRYPTOMUS_PONG_TIMEOUT (--websocket.pong-timeout) = {c['pong_timeout']:g} "
+                   "must be shorter than CRYPTOMUS_IDLE_TIMEOUT (--websocket.idle-timeout) = "
+                   f"{c['idle_timeout']:g} (leave CRYPTOMUS_PONG_TIMEOUT unset to get "
+                   "min(10, IDLE_TIMEOUT / 2))"),
+    ),
+    "backoff": (
+        BACKOFF,
+        lambda c: c.get("backoff_min", 0) > c.get("backoff_max", math.inf),
+        lambda c: (f"CRYPTOMUS_BACKOFF_MIN (--websocket.backoff-min) = {c['backoff_min']:g} "
+                   "must not exceed CRYPTOMUS_BACKOFF_MAX (--websocket.backoff-max) = "
+                   f"{c['backoff_max']:g} (leave CRYPTOMUS_BACKOFF_MIN unset to get "
+                   "min(1, BACKOFF_MAX))"),
+    ),
+}
+GROUP_SUBSETS = [(group, user_set) for group, (names, _, _) in GROUPS.items()
+                 for user_set in subsets(names)]
+
+
+@pytest.mark.parametrize(("group", "user_set"), GROUP_SUBSETS,
+                         ids=[f"{g}:{'+'.join(s) or 'none'}" for g, s in GROUP_SUBSETS])
+def test_defaults_never_invalidate_what_the_user_set(monkeypatch, group, user_set):
     """Every combination of set options over a grid of values: a set value is kept, an
     unset one satisfies its formula, and only two set values can make an error."""
+    names, conflicting, error_line = GROUPS[group]
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
     for values in itertools.product(VALUES, repeat=len(user_set)):
         chosen = dict(zip(user_set, values, strict=True))
         overrides = {name: str(value) for name, value in chosen.items()}
-        for name, value in CREDENTIALS.items():
-            monkeypatch.setenv(name, value)
-        if chosen.get("pong_timeout", 0) >= chosen.get("idle_timeout", math.inf):
+        if conflicting(chosen):
             with pytest.raises(ConfigError) as error:
                 load_settings(**overrides)
-            assert str(error.value) == (
-                f"CRYPTOMUS_PONG_TIMEOUT (--websocket.pong-timeout) = "
-                f"{chosen['pong_timeout']:g} must be shorter than CRYPTOMUS_IDLE_TIMEOUT "
-                f"(--websocket.idle-timeout) = {chosen['idle_timeout']:g} (leave "
-                "CRYPTOMUS_PONG_TIMEOUT unset to get min(10, IDLE_TIMEOUT / 2))")
+            assert str(error.value) == error_line(chosen)
             continue
         settings = load_settings(**overrides)
-        for name in KEEPALIVE:
-            if name in chosen:
-                assert getattr(settings, name) == chosen[name], (chosen, name)
-            else:
-                assert getattr(settings, name) == FORMULAS[name](settings), (chosen, name)
-        assert 0 < settings.pong_timeout < settings.idle_timeout
-        assert settings.ping_interval > 0
-
-
-@pytest.mark.parametrize("user_set", subsets(BACKOFF), ids=lambda s: "+".join(s) or "none")
-def test_backoff_defaults_never_invalidate_what_the_user_set(monkeypatch, user_set):
-    for values in itertools.product(VALUES, repeat=len(user_set)):
-        chosen = dict(zip(user_set, values, strict=True))
-        for name, value in CREDENTIALS.items():
-            monkeypatch.setenv(name, value)
-        if len(chosen) == 2 and chosen["backoff_min"] > chosen["backoff_max"]:
-            with pytest.raises(ConfigError) as error:
-                load_settings(**chosen)
-            assert str(error.value) == (
-                f"CRYPTOMUS_BACKOFF_MIN (--websocket.backoff-min) = {chosen['backoff_min']:g} "
-                f"must not exceed CRYPTOMUS_BACKOFF_MAX (--websocket.backoff-max) = "
-                f"{chosen['backoff_max']:g} (leave CRYPTOMUS_BACKOFF_MIN unset to get "
-                "min(1, BACKOFF_MAX))")
-            continue
-        settings = load_settings(**chosen)
-        for name in BACKOFF:
+        for name in names:
             expected = chosen[name] if name in chosen else FORMULAS[name](settings)
             assert getattr(settings, name) == expected, (chosen, name)
-        assert settings.backoff_min <= settings.backoff_max
+        assert 0 < settings.pong_timeout < settings.idle_timeout
+        assert settings.ping_interval > 0
+        assert 0 < settings.backoff_min <= settings.backoff_max
 
 
 def test_derived_values_are_what_the_rest_of_the_exporter_reads(monkeypatch):
