@@ -74,15 +74,16 @@ def unescape(sample: str) -> bytes:
     return bytes(out)
 
 
-def render(frame: bytes | str, redactor: Redacts, max_bytes: int = MAX_SAMPLE_BYTES
-           ) -> tuple[str, bool]:
+def render(frame: bytes | bytearray | str, redactor: Redacts,
+           max_bytes: int = MAX_SAMPLE_BYTES) -> tuple[str, bool]:
     """(the sample, whether it was cut): redacted, escaped, at most ``max_bytes`` bytes.
 
     The whole frame is redacted before it is cut, so a secret that straddles the cut
     cannot leave half of itself in the sample. The cut falls between two escaped
     characters, never inside a character or an escape.
     """
-    text = frame.decode("utf-8", "surrogateescape") if isinstance(frame, bytes) else frame
+    text = (frame.decode("utf-8", "surrogateescape") if isinstance(frame, bytes | bytearray)
+            else frame)
     text = redactor.redact(text)
     pieces: list[str] = []
     size = 0
@@ -143,7 +144,7 @@ class FrameSamples:
         budget.not_shown += 1
         return False
 
-    def take(self, reason: str, frame: bytes | str, detail: str = "") -> str | None:
+    def take(self, reason: str, frame: bytes | bytearray | str, detail: str = "") -> str | None:
         """The WARNING line for this frame, or None when the reason's samples are spent.
 
         ``detail`` is the parser's short description (ProtocolError.detail), never frame text.
@@ -153,7 +154,8 @@ class FrameSamples:
         budget = self._budgets[reason]
         not_shown, budget.not_shown = budget.not_shown, 0
         sample, cut = render(frame, self.redactor, self.max_bytes)
-        size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", "replace"))
+        size = (len(frame) if isinstance(frame, bytes | bytearray)
+                else len(frame.encode("utf-8", "surrogatepass")))
         what = f" ({detail})" if detail else ""
         if budget.shown <= self.first:
             which = f"sample {budget.shown} of the first {self.first}"

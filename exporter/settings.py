@@ -269,7 +269,8 @@ def derived_defaults(settings: Settings, user_set: set[str]) -> dict[str, float]
 
 
 def _conflict(name: str, relation: str, other: str, settings: Settings) -> str:
-    """Two options the user set contradict each other: one line naming both."""
+    """Two options the user set contradict each other: one line naming both, with their
+    values (validated numbers by now, so never a secret)."""
     derived = (Settings.model_fields[name].json_schema_extra or {}).get("derived")
     return (f"{option_names(name)} = {getattr(settings, name):g} {relation} "
             f"{option_names(other)} = {getattr(settings, other):g} "
