@@ -46,7 +46,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
         group = groups.get(section) or groups.setdefault(
             section, parser.add_argument_group(f"{section} options"))
         env = f"{ENV_PREFIX}{name.upper()}"
-        default = field.default
+        default = (field.json_schema_extra or {}).get("derived") or field.default
         if isinstance(default, tuple):
             default = ",".join(str(item) for item in default)
         shown = "" if default in (None, False) else f"; default {default}"

@@ -410,3 +410,46 @@ def parse_token(payload: Any) -> str:
     if type(token) is not str or not token or len(token) > 256:
         raise ProtocolError(BAD_FIELD, "response has no token")
     return token
+
+
+# --- subscription replies ---------------------------------------------------------------
+
+MAX_REPLY_TEXT = 200
+
+
+def subscribe_failure(message: dict) -> str | None:
+    """None when a (un)subscribe reply is a success, else what the exchange said, for a log line.
+
+    A success is ``error`` null AND ``data.status == "success"``: a reply such as
+    ``{"id": 7, "data": {"status": "failure"}, "error": null}`` is a rejection too
+    (cryptomus-protocol.md, Open points). The text is one printable line of bounded length.
+    """
+    error = message.get("error")
+    if error is not None:
+        if type(error) is not dict:
+            return _reply_text(error) if type(error) is str else (
+                f"error is a JSON {type(error).__name__}, not an object")
+        text = error.get("message")
+        code = error.get("code")
+        described = _reply_text(text) if type(text) is str and text else "error without a message"
+        return f"{described} (code {code})" if type(code) is int else described
+    data = message.get("data")
+    if type(data) is not dict:
+        return "reply without data" if data is None else (
+            f"data is a JSON {type(data).__name__}, not an object")
+    status = data.get("status")
+    if status == "success":
+        return None
+    if status is None:
+        return "reply without a status"
+    shown = f'"{status}"' if type(status) is str else repr(status)
+    described = f"status {_reply_text(shown)}"
+    text = data.get("message")
+    return f"{described}: {_reply_text(text)}" if type(text) is str and text else described
+
+
+def _reply_text(text: str) -> str:
+    """At most MAX_REPLY_TEXT characters of printable text (escapes, never raw controls)."""
+    cut = text[:MAX_REPLY_TEXT]
+    line = "".join(char if char.isprintable() else repr(char)[1:-1] for char in cut)
+    return f"{line}..." if len(text) > MAX_REPLY_TEXT else line

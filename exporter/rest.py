@@ -12,9 +12,10 @@ import base64
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+import gevent.pool
 import requests
 
 from . import protocol
@@ -32,6 +33,7 @@ ORDERS_PAGE = 100
 MAX_ORDER_PAGES = 100
 RETRYABLE_STATUS = frozenset((429, 500, 502, 503, 504))
 RETRY_MIN_SECONDS, RETRY_MAX_SECONDS = 0.5, 5.0
+SCALES_CONCURRENCY = 4  # scale list requests in flight at once (one per market)
 
 
 class RestError(Exception):
@@ -103,6 +105,24 @@ class RestClient:
     def scales(self, symbol: str) -> dict[int, float]:
         payload = self._get("scales", self.scales_api_url + SCALES_PATH, params={"symbol": symbol})
         return self._parse("scales", protocol.parse_scales, payload)
+
+    def scales_of(self, symbols: Iterable[str], concurrency: int = SCALES_CONCURRENCY
+                  ) -> dict[str, dict[int, float] | RestError]:
+        """Each market's depth scales, or the RestError its fetch ended with, in the order
+        given. Each fetch is retried with backoff like every read; at most ``concurrency``
+        are in flight at once (greenlets: the exporter runs under gevent)."""
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+        symbols = list(dict.fromkeys(symbols))
+
+        def fetch(symbol: str) -> tuple[str, dict[int, float] | RestError]:
+            try:
+                return symbol, self.scales(symbol)
+            except RestError as error:
+                return symbol, error
+
+        fetched = dict(gevent.pool.Pool(concurrency).imap_unordered(fetch, symbols))
+        return {symbol: fetched[symbol] for symbol in symbols}
 
     def balances(self) -> list[protocol.Balance]:
         payload = self._get("balance", self.api_url + BALANCE_PATH, signed=True)

@@ -28,8 +28,11 @@ PRIVATE_CHANNELS = ("order", "balance", "deal")
 _MARKET_RE = re.compile(r"^[A-Z0-9]{1,20}_[A-Z0-9]{1,20}$")
 
 
-def _option(default: Any, flag: str | None, help: str, **kwargs: Any) -> Any:
-    return Field(default, description=help, json_schema_extra={"flag": flag}, **kwargs)
+def _option(default: Any, flag: str | None, help: str, *, derived: str | None = None,
+            **kwargs: Any) -> Any:
+    """A field with its CLI flag; ``derived`` shows how an unset option follows others."""
+    extra = {"flag": flag, "derived": derived} if derived else {"flag": flag}
+    return Field(default, description=help, json_schema_extra=extra, **kwargs)
 
 
 def _split_csv(value: Any) -> Any:
@@ -85,19 +88,24 @@ class Settings(BaseSettings):
         gt=0)
     ping_interval: float = _option(
         50.0, "--websocket.ping-interval",
-        "Seconds between pings (the server drops clients silent for 60 s).", gt=0)
+        "Seconds between pings (the server drops clients silent for 60 s).", gt=0,
+        derived="min(50, IDLE_TIMEOUT - PONG_TIMEOUT)")
     pong_timeout: float = _option(
-        10.0, "--websocket.pong-timeout", "Reconnect if a pong takes longer, seconds.", gt=0)
+        10.0, "--websocket.pong-timeout", "Reconnect if a pong takes longer, seconds.", gt=0,
+        derived="min(10, IDLE_TIMEOUT / 2)")
     idle_timeout: float = _option(
         90.0, "--websocket.idle-timeout",
-        "Reconnect if nothing at all arrives for this long, seconds.", gt=0)
+        "Reconnect if nothing at all arrives for this long, seconds.", gt=0,
+        derived="max(90, PING_INTERVAL + PONG_TIMEOUT)")
     subscribe_timeout: float = _option(
         10.0, "--websocket.subscribe-timeout",
         "Seconds to wait for subscription acknowledgements.", gt=0)
     backoff_min: float = _option(
-        1.0, "--websocket.backoff-min", "Smallest reconnect delay, seconds.", gt=0)
+        1.0, "--websocket.backoff-min", "Smallest reconnect delay, seconds.", gt=0,
+        derived="min(1, BACKOFF_MAX)")
     backoff_max: float = _option(
-        120.0, "--websocket.backoff-max", "Largest reconnect delay, seconds (full jitter).", gt=0)
+        120.0, "--websocket.backoff-max", "Largest reconnect delay, seconds (full jitter).", gt=0,
+        derived="max(120, BACKOFF_MIN)")
     backoff_reset_after: float = _option(
         60.0, "--websocket.backoff-reset-after",
         "A connection that lived this long resets the backoff, seconds.", gt=0)
@@ -188,10 +196,15 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
+        for name, value in derived_defaults(self, self.model_fields_set).items():
+            # The model is frozen; this is its own validation, before anyone sees it.
+            object.__setattr__(self, name, value)
+        # After the derivation a rule can only be broken by two values the user set.
         if self.backoff_min > self.backoff_max:
-            raise ValueError("backoff_min must not exceed backoff_max")
+            raise ValueError(_conflict("backoff_min", "must not exceed", "backoff_max", self))
         if self.pong_timeout >= self.idle_timeout:
-            raise ValueError("pong_timeout must be shorter than idle_timeout")
+            raise ValueError(_conflict("pong_timeout", "must be shorter than", "idle_timeout",
+                                       self))
         if not self.demo:
             if not self.user_id:
                 raise ValueError("user_id is required (or run with --demo)")
@@ -222,6 +235,46 @@ class Settings(BaseSettings):
     @property
     def private_channels(self) -> tuple[str, ...]:
         return tuple(c for c in self.channels if c in PRIVATE_CHANNELS)
+
+
+def derived_defaults(settings: Settings, user_set: set[str]) -> dict[str, float]:
+    """The values of the options the user left unset whose defaults follow others.
+
+    Each result satisfies the formula in its field's ``derived`` text, given the final
+    values of the others; a value the user set is never changed. The keep-alive trio is
+    solved from ``idle_timeout`` down when the user set it, else ``idle_timeout`` grows
+    to fit the ping and pong the user chose.
+    """
+    def default(name: str) -> float:
+        return float(Settings.model_fields[name].default)
+
+    values = {name: getattr(settings, name) for name in (
+        "ping_interval", "pong_timeout", "idle_timeout", "backoff_min", "backoff_max")}
+    if "idle_timeout" in user_set:
+        idle = values["idle_timeout"]
+        if "pong_timeout" not in user_set:
+            values["pong_timeout"] = min(default("pong_timeout"), idle / 2)
+        if "ping_interval" not in user_set and values["pong_timeout"] < idle:
+            values["ping_interval"] = min(default("ping_interval"),
+                                          idle - values["pong_timeout"])
+    else:
+        values["idle_timeout"] = max(default("idle_timeout"),
+                                     values["ping_interval"] + values["pong_timeout"])
+    if "backoff_min" not in user_set:
+        values["backoff_min"] = min(default("backoff_min"), values["backoff_max"])
+    elif "backoff_max" not in user_set:
+        values["backoff_max"] = max(default("backoff_max"), values["backoff_min"])
+    return {name: value for name, value in values.items()
+            if name not in user_set and value != getattr(settings, name)}
+
+
+def _conflict(name: str, relation: str, other: str, settings: Settings) -> str:
+    """Two options the user set contradict each other: one line naming both, with their
+    values (validated numbers by now, so never a secret)."""
+    derived = (Settings.model_fields[name].json_schema_extra or {}).get("derived")
+    return (f"{option_names(name)} = {getattr(settings, name):g} {relation} "
+            f"{option_names(other)} = {getattr(settings, other):g} "
+            f"(leave {ENV_PREFIX}{name.upper()} unset to get {derived})")
 
 
 class ConfigError(Exception):

@@ -155,6 +155,10 @@ def test_config_defaults_are_the_exporters() -> None:
     fields = Settings.model_fields
     assert set(defaults) <= set(fields)
     for name, value in defaults.items():
+        if (fields[name].json_schema_extra or {}).get("derived"):
+            # Left unset, so the exporter derives it from what the user did set.
+            assert value is None, f"config.{name}: derived by the exporter; chart sets {value!r}"
+            continue
         expected = fields[name].default
         expected = list(expected) if isinstance(expected, tuple) else expected
         assert value == expected, f"config.{name}: chart default {value!r} != exporter {expected!r}"
@@ -189,8 +193,12 @@ def _pod_environment(container: dict[str, Any], tmp_path: Path) -> dict[str, str
     return environment
 
 
-@pytest.mark.parametrize("values", [DEMO, CREDENTIALS, ALL_FEATURES],
-                         ids=["demo", "credentials", "all-features"])
+# A user who sets only the idle timeout: the chart must not pin the defaults derived from it.
+IDLE_TIMEOUT_ONLY = {**CREDENTIALS, "config": {"idleTimeout": 3}}
+
+
+@pytest.mark.parametrize("values", [DEMO, CREDENTIALS, ALL_FEATURES, IDLE_TIMEOUT_ONLY],
+                         ids=["demo", "credentials", "all-features", "idle-timeout-only"])
 def test_settings_accept_the_rendered_environment_and_flags(
     chart: helm_python.Chart, values: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
@@ -217,6 +225,9 @@ def test_settings_accept_the_rendered_environment_and_flags(
         assert settings.markets == ("BTC_USDT", "ETH_USDT")
         assert settings.stale_after == 1000000
         assert settings.log_format == "json"
+    if values is IDLE_TIMEOUT_ONLY:
+        assert (settings.ping_interval, settings.pong_timeout, settings.idle_timeout) == (
+            1.5, 1.5, 3)
 
 
 def _self_signed_certificate(directory: Path) -> None:
