@@ -422,3 +422,14 @@ def test_new_pod_knobs_are_absent_by_default(chart: helm_python.Chart) -> None:
     assert "topologySpreadConstraints" not in pod
     assert [volume["name"] for volume in pod["volumes"]] == ["tmp"]
     assert "envFrom" not in exporter_container(docs)
+
+
+def test_umbrella_chart_globals_for_registry_and_pull_secrets(chart: helm_python.Chart) -> None:
+    values = merged(DEMO, {"global": {"imageRegistry": "mirror.example.com",
+                                      "imagePullSecrets": [{"name": "umbrella-login"}]},
+                           "imagePullSecrets": ["own-login"]})
+    docs = render(chart, values)
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "umbrella-login"}, {"name": "own-login"}]
+    assert exporter_container(docs)["image"].startswith(
+        "mirror.example.com/cryptomus-exporter/cryptomus-exporter:")

@@ -45,10 +45,13 @@ app.kubernetes.io/part-of: cryptomus-exporter
 {{- end }}
 {{- end }}
 
-{{/* <registry>/<repository>@<digest>, or :<tag> (default the appVersion) without a digest. */}}
+{{/* <registry>/<repository>@<digest>, or :<tag> (default the appVersion) without a digest.
+global.imageRegistry (set by an umbrella chart) replaces image.registry, as in the
+prometheus-community charts. */}}
 {{- define "cryptomus-exporter.image" -}}
 {{- $image := .Values.image }}
-{{- $repository := $image.registry | empty | ternary $image.repository (printf "%s/%s" $image.registry $image.repository) }}
+{{- $registry := default $image.registry (.Values.global).imageRegistry }}
+{{- $repository := $registry | empty | ternary $image.repository (printf "%s/%s" $registry $image.repository) }}
 {{- if $image.digest }}
 {{- printf "%s@%s" $repository $image.digest }}
 {{- else }}
@@ -56,9 +59,10 @@ app.kubernetes.io/part-of: cryptomus-exporter
 {{- end }}
 {{- end }}
 
-{{/* imagePullSecrets entries as LocalObjectReferences; plain names are accepted too. */}}
+{{/* global.imagePullSecrets and imagePullSecrets as LocalObjectReferences; plain names are
+accepted too. */}}
 {{- define "cryptomus-exporter.imagePullSecrets" -}}
-{{- range .Values.imagePullSecrets }}
+{{- range concat ((.Values.global).imagePullSecrets | default list) .Values.imagePullSecrets }}
 {{- if kindIs "string" . }}
 - name: {{ . }}
 {{- else }}
