@@ -14,13 +14,22 @@ from pathlib import Path
 SCHEMA_VERSION = 39
 GRID_WIDTH = 24
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SELECTOR = 'job=~"$job", instance=~"$instance"'
+# `cluster` is optional: a Prometheus with one cluster has no such label, every series has
+# cluster="" and the All value ".*" matches it.
+CLUSTER_SELECTOR = 'cluster=~"$cluster"'
+SELECTOR = f'{CLUSTER_SELECTOR}, job=~"$job", instance=~"$instance"'
 MARKET_SELECTOR = f'{SELECTOR}, market=~"$market"'
 CURRENCY_SELECTOR = f'{SELECTOR}, currency=~"$currency"'
 # Matches the default of CryptomusSpreadWide (alerts/cryptomus-exporter.rules.yml).
 SPREAD_RATIO_ALERT = 0.02
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
+# grafana.com-style import: Grafana asks for a Prometheus data source and writes it where
+# ${DS_PROMETHEUS} appears (the datasource variable's initial value). Provisioned as is,
+# Grafana finds no such data source and falls back to the default one.
+DS_INPUT = "DS_PROMETHEUS"
+MIN_GRAFANA = "10.4.0"  # schemaVersion 39
+PANEL_NAMES = {"stat": "Stat", "timeseries": "Time series"}
 
 
 def thresholds(*steps: tuple[float | None, str]) -> dict:
@@ -43,6 +52,15 @@ def or_zero(expr: str, *labels: str) -> str:
     for label in labels:
         fallback = f'label_replace({fallback}, "{label}", "none", "", "")'
     return f"{expr} or on () {fallback}"
+
+
+def per_minute(series: str, by: str) -> str:
+    """Events per minute, summed by ``by``.
+
+    A rate, not ``increase(...[$__rate_interval])``: that window is longer than the step
+    between points, so neighbouring points would count the same event twice.
+    """
+    return f"60 * sum by ({by}) (rate({series}[$__rate_interval]))"
 
 
 def target(expr: str, legend: str) -> dict:
@@ -160,8 +178,8 @@ def query_variable(name: str, label: str, query: str, *, multi: bool) -> dict:
         "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "definition": query,
         # A plain string: every Grafana version reads it (newer ones migrate it on load).
+        # No "definition": Grafana's dashboard schema has no such field (the UI adds it).
         "query": query,
         "refresh": 2,
         "regex": "",
@@ -188,14 +206,18 @@ def variables(*extra: dict) -> list[dict]:
             "hide": 0,
             "multi": False,
             "includeAll": False,
-            "current": {},
+            "current": {"text": f"${{{DS_INPUT}}}", "value": f"${{{DS_INPUT}}}"},
             "options": [],
             "refresh": 1,
         },
-        query_variable("job", "Job", "label_values(cryptomus_exporter_build_info, job)",
+        query_variable("cluster", "Cluster",
+                       "label_values(cryptomus_exporter_build_info, cluster)", multi=True),
+        query_variable("job", "Job",
+                       f"label_values(cryptomus_exporter_build_info{{{CLUSTER_SELECTOR}}}, job)",
                        multi=False),
         query_variable("instance", "Instance",
-                       'label_values(cryptomus_exporter_build_info{job=~"$job"}, instance)',
+                       f'label_values(cryptomus_exporter_build_info{{{CLUSTER_SELECTOR}, '
+                       f'job=~"$job"}}, instance)',
                        multi=True),
         query_variable("market", "Market",
                        f"label_values(cryptomus_last_price{{{SELECTOR}}}, market)", multi=True),
@@ -203,9 +225,33 @@ def variables(*extra: dict) -> list[dict]:
     ]
 
 
+def import_header(panels: list[dict]) -> dict:
+    """``__inputs`` and ``__requires``, as Grafana's "Export for sharing externally" writes."""
+    panel_types = sorted({panel["type"] for panel in panels if panel["type"] != "row"})
+    return {
+        "__inputs": [{
+            "name": DS_INPUT,
+            "label": "Prometheus",
+            "description": "Prometheus scraping cryptomus-exporter",
+            "type": "datasource",
+            "pluginId": "prometheus",
+            "pluginName": "Prometheus",
+        }],
+        "__elements": {},
+        "__requires": [
+            {"type": "grafana", "id": "grafana", "name": "Grafana", "version": MIN_GRAFANA},
+            {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"},
+            *({"type": "panel", "id": kind, "name": PANEL_NAMES[kind], "version": ""}
+              for kind in panel_types),
+        ],
+    }
+
+
 def dashboard(uid: str, title: str, description: str, items: list[dict],
               extra_variables: tuple[dict, ...] = ()) -> dict:
+    panels = layout(items)
     return {
+        **import_header(panels),
         "uid": uid,
         "title": title,
         "description": description,
@@ -239,7 +285,7 @@ def dashboard(uid: str, title: str, description: str, items: list[dict],
             "keepTime": True,
         }],
         "templating": {"list": variables(*extra_variables)},
-        "panels": layout(items),
+        "panels": panels,
     }
 
 
@@ -251,7 +297,7 @@ def health() -> dict:
         [
             row("Overview"),
             stat("Scrape target up", "Prometheus scrape of the exporter (up).", "none",
-                 target('up{job=~"$job", instance=~"$instance"}', "{{instance}}"),
+                 target(f"up{{{SELECTOR}}}", "{{instance}}"),
                  steps=UP_DOWN,
                  mappings=value_text((0, "Down", RED), (1, "Up", GREEN))),
             stat("WebSocket connected", "1 while connected and subscribed.", "none",
@@ -276,21 +322,21 @@ def health() -> dict:
                  target(f"cryptomus_exporter_build_info{{{SELECTOR}}}", "{{version}}"),
                  text_mode="name"),
             row("WebSocket"),
-            timeseries("Connects", "Successful connections per interval.", "short",
-                       target(f"sum by (instance) (increase(cryptomus_websocket_connects_total"
-                              f"{{{SELECTOR}}}[$__rate_interval]))", "{{instance}}"),
+            timeseries("Connects", "Successful connections per minute.", "cpm",
+                       target(per_minute(f"cryptomus_websocket_connects_total{{{SELECTOR}}}",
+                                         "cluster, instance"), "{{instance}}"),
                        width=8, minimum=0),
-            timeseries("Disconnects by reason", "Disconnections per interval; \"none\" when "
-                       "there were none.", "short",
-                       target(or_zero(f"sum by (reason) (increase("
-                                      f"cryptomus_websocket_disconnects_total{{{SELECTOR}}}"
-                                      f"[$__rate_interval]))", "reason"), "{{reason}}"),
+            timeseries("Disconnects by reason", "Disconnections per minute; \"none\" when "
+                       "there were none.", "cpm",
+                       target(or_zero(per_minute(
+                           f"cryptomus_websocket_disconnects_total{{{SELECTOR}}}", "reason"),
+                           "reason"), "{{reason}}"),
                        width=8, minimum=0),
-            timeseries("Connect failures by stage", "Failed attempts per interval, by stage "
-                       "(token, connect, subscribe).", "short",
-                       target(or_zero(f"sum by (stage) (increase("
-                                      f"cryptomus_websocket_connect_failures_total{{{SELECTOR}}}"
-                                      f"[$__rate_interval]))", "stage"), "{{stage}}"),
+            timeseries("Connect failures by stage", "Failed attempts per minute, by stage "
+                       "(token, connect, subscribe).", "cpm",
+                       target(or_zero(per_minute(
+                           f"cryptomus_websocket_connect_failures_total{{{SELECTOR}}}", "stage"),
+                           "stage"), "{{stage}}"),
                        width=8, minimum=0),
             timeseries("Messages by method", "Frames received per second, by method.", "ops",
                        target(f"sum by (method) (rate(cryptomus_websocket_messages_total"
@@ -328,11 +374,11 @@ def health() -> dict:
                        target(f"cryptomus_websocket_subscriptions{{{SELECTOR}}}",
                               "{{instance}} {{channel}}"),
                        width=8, stepped=True, minimum=0),
-            timeseries("Subscribe failures by channel", "Subscriptions rejected per interval.",
-                       "short",
-                       target(or_zero(f"sum by (channel) (increase("
-                                      f"cryptomus_websocket_subscribe_failures_total{{{SELECTOR}}}"
-                                      f"[$__rate_interval]))", "channel"), "{{channel}}"),
+            timeseries("Subscribe failures by channel", "Subscriptions rejected per minute.",
+                       "cpm",
+                       target(or_zero(per_minute(
+                           f"cryptomus_websocket_subscribe_failures_total{{{SELECTOR}}}",
+                           "channel"), "channel"), "{{channel}}"),
                        width=8, minimum=0),
             timeseries("Oldest market data by channel", "Age of the least recently updated "
                        "selected market, per channel. CryptomusMarketDataStale fires above "
@@ -412,11 +458,11 @@ def markets() -> dict:
                        target(f"cryptomus_orderbook_levels{{{MARKET_SELECTOR}}}",
                               "{{market}} {{side}}"),
                        width=6, minimum=0),
-            timeseries("Order book resyncs", "Books dropped and reloaded per interval; "
-                       "\"none\" when there were none.", "short",
-                       target(or_zero(f"sum by (market, reason) (increase("
-                                      f"cryptomus_orderbook_resyncs_total{{{MARKET_SELECTOR}}}"
-                                      f"[$__rate_interval]))", "market", "reason"),
+            timeseries("Order book resyncs", "Books dropped and reloaded per minute; "
+                       "\"none\" when there were none.", "cpm",
+                       target(or_zero(per_minute(
+                           f"cryptomus_orderbook_resyncs_total{{{MARKET_SELECTOR}}}",
+                           "market, reason"), "market", "reason"),
                               "{{market}} {{reason}}"),
                        width=6, minimum=0),
             row("Public trades"),
@@ -465,10 +511,10 @@ def account() -> dict:
                        target(f"sum by (currency) (rate(cryptomus_balance_changes_total"
                               f"{{{CURRENCY_SELECTOR}}}[$__rate_interval]))", "{{currency}}"),
                        minimum=0),
-            timeseries("Fees paid", "Fees paid on fills per interval, in the fee currency.",
+            timeseries("Fees paid", "Fees paid on fills per minute, in the fee currency.",
                        "none",
-                       target(f"sum by (currency) (increase(cryptomus_fees_total"
-                              f"{{{CURRENCY_SELECTOR}}}[$__rate_interval]))", "{{currency}}"),
+                       target(per_minute(f"cryptomus_fees_total{{{CURRENCY_SELECTOR}}}",
+                                         "currency"), "{{currency}}"),
                        minimum=0),
             row("Orders"),
             timeseries("Open orders", "The account's open orders by market and side.", "short",
@@ -481,10 +527,10 @@ def account() -> dict:
                               f"{{{MARKET_SELECTOR}}}[$__rate_interval]))",
                               "{{market}} {{side}} {{event}}"),
                        width=8, minimum=0),
-            timeseries("Finished orders by state", "Orders finished per interval, by final "
-                       "state.", "short",
-                       target(f"sum by (market, side, state) (increase("
-                              f"cryptomus_orders_finished_total{{{MARKET_SELECTOR}}}[$__rate_interval]))",
+            timeseries("Finished orders by state", "Orders finished per minute, by final "
+                       "state.", "cpm",
+                       target(per_minute(f"cryptomus_orders_finished_total{{{MARKET_SELECTOR}}}",
+                                         "market, side, state"),
                               "{{market}} {{side}} {{state}}"),
                        width=8, minimum=0),
             row("Fills"),

@@ -1,4 +1,4 @@
-"""Logging set-up: text or JSON lines, with secrets redacted from every record.
+"""Logging set-up: text, JSON or logfmt lines, with secrets redacted from every record.
 
 Secrets (API key, request signature, one-time tokens) are registered with the
 ``Redactor`` as soon as they exist; a filter on the root handler replaces them,
@@ -22,6 +22,14 @@ import orjson
 REDACTED = "<redacted>"
 _TOKEN_PARAM = re.compile(r"(token=)[^&\s\"']+", re.IGNORECASE)
 _KEEP_TOKENS = 64
+LOG_FORMATS = ("text", "json", "logfmt")
+# logfmt uses the level names of Prometheus' own logs (go-kit log).
+_LOGFMT_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error",
+                  "CRITICAL": "error"}
+_LOGFMT_BARE = re.compile(r'^[^\x00-\x20="\\\x7f]+$')
+_LOGFMT_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_LOGFMT_CONTROL = re.compile(r'[\x00-\x1f\x7f"\\]')
+
 
 
 class Redactor(logging.Filter):
@@ -90,10 +98,18 @@ def install_crash_redaction(redactor: Redactor) -> None:
     sys.excepthook = excepthook
 
 
-class JsonFormatter(logging.Formatter):
+class _UtcFormatter(logging.Formatter):
+    converter = time.gmtime
+
+    def timestamp(self, record: logging.LogRecord) -> str:
+        """RFC 3339 in UTC with milliseconds, as Prometheus writes ``ts``."""
+        return self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
+
+
+class JsonFormatter(_UtcFormatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "ts": self.timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -101,14 +117,52 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+def logfmt_value(value: str) -> str:
+    """A logfmt value: bare when it can be, else double-quoted with Go-style escapes."""
+    if _LOGFMT_BARE.match(value):
+        return value
+    return '"' + _LOGFMT_CONTROL.sub(_logfmt_escape, value) + '"'
+
+
+def _logfmt_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _LOGFMT_ESCAPES.get(char) or f"\\u{ord(char):04x}"
+
+
+class LogfmtFormatter(_UtcFormatter):
+    """One ``key=value`` line per record, like Prometheus' own logs::
+
+        ts=2026-01-02T03:04:05.678Z level=info caller=session.py:88 logger=exporter.session \
+        msg="subscribed"
+
+    A traceback stays on the same line (newlines escaped), so a line is always a record.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = (
+            ("ts", self.timestamp(record)),
+            ("level", _LOGFMT_LEVELS.get(record.levelname, record.levelname.lower())),
+            ("caller", f"{record.filename}:{record.lineno}"),
+            ("logger", record.name),
+            ("msg", record.getMessage()),
+        )
+        return " ".join(f"{key}={logfmt_value(value)}" for key, value in fields)
+
+
+def _formatter(fmt: str) -> logging.Formatter:
+    if fmt == "json":
+        return JsonFormatter()
+    if fmt == "logfmt":
+        return LogfmtFormatter()
+    if fmt == "text":
+        return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise ValueError(f"unknown log format {fmt!r}; expected one of {', '.join(LOG_FORMATS)}")
+
+
 def setup_logging(level: str, fmt: str, redactor: Redactor, stream: Any = None) -> None:
+    formatter = _formatter(fmt)
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(redactor)
-    if fmt == "json":
-        formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = time.gmtime
-    else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -124,8 +124,9 @@ class Settings(BaseSettings):
         None, "--web.config.file",
         "exporter-toolkit style YAML with basic_auth_users and tls_server_config.")
     log_level: Literal["debug", "info", "warning", "error"] = _option(
-        "info", "--log.level", "Log level.")
-    log_format: Literal["text", "json"] = _option("text", "--log.format", "Log format.")
+        "info", "--log.level", "Log level: debug, info, warning or error.")
+    log_format: Literal["text", "json", "logfmt"] = _option(
+        "text", "--log.format", "Log format: text, json or logfmt (Prometheus style).")
     demo: bool = _option(
         False, "--demo", "Run against the built-in simulator on loopback (no credentials).")
 

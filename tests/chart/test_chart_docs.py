@@ -1,13 +1,24 @@
-"""The chart README's values table documents every key of values.yaml."""
+"""The chart README: its values table documents every key of values.yaml, its examples render."""
 
 from __future__ import annotations
 
 import re
 
+import helm_python
+import kubernetes_validate
 import pytest
 import yaml
 
-from tests.chart.chartlib import CHART_DIR, load_values_table_module
+from tests.chart.chartlib import (
+    CHART_DIR,
+    DEMO,
+    KUBE_VERSIONS,
+    exporter_container,
+    load_values_table_module,
+    merged,
+    only,
+    render,
+)
 
 README = CHART_DIR / "README.md"
 REGENERATE = "run: python helm/values_table.py"
@@ -63,3 +74,24 @@ def test_documentation_conventions_are_parsed() -> None:
     assert list(documented) == ["section.key", "whole"]
     assert documented["section.key"].description == "First line continued."
     assert documented["whole"].default == "shown instead"
+
+
+def test_the_adapting_example_renders_and_validates(chart: helm_python.Chart) -> None:
+    """The README's "Adapting without forking" values are valid and do what they say."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Adapting without forking"):]
+    example = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.DOTALL)[1])
+    docs = render(chart, merged(DEMO, example))
+    for doc in docs:
+        if doc["kind"] not in ("ServiceMonitor", "PrometheusRule"):
+            kubernetes_validate.validate(doc, KUBE_VERSIONS[-1], strict=True)
+    container = exporter_container(docs)
+    assert container["image"].startswith("registry.example.com/cryptomus-exporter/")
+    assert container["envFrom"] == example["envFrom"]
+    groups = only(docs, "PrometheusRule")["spec"]["groups"]
+    alerts = {rule["alert"]: rule for group in groups for rule in group["rules"]
+              if "alert" in rule}
+    assert "CryptomusSpreadWide" not in alerts
+    assert alerts["CryptomusSpreadWideBtc"]["labels"] == {"severity": "warning"}
+    assert alerts["CryptomusExporterDown"]["labels"] == {"severity": "critical",
+                                                         "team": "trading"}

@@ -4,6 +4,7 @@ Operator, and exactly the rules and dashboards kept in alerts/ and dashboards/."
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import helm_python
@@ -89,13 +90,77 @@ def test_chart_rules_file_is_a_copy_of_alerts() -> None:
     assert CHART_RULES_FILE.read_bytes() == RULES_FILE.read_bytes(), SYNC_HINT
 
 
+def _rule_file_groups() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
+    assert groups
+    return groups
+
+
+def _alerts(groups: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+
 def test_prometheus_rule_groups_are_the_alert_file_groups(chart: helm_python.Chart) -> None:
-    rule = only(render(chart, ALL_FEATURES), "PrometheusRule")
-    expected = yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))["groups"]
-    assert expected
-    assert rule["spec"]["groups"] == expected, SYNC_HINT
+    placement = {key: value for key, value in ALL_FEATURES["prometheusRule"].items()
+                 if key in ("enabled", "namespace", "additionalLabels")}
+    rule = only(render(chart, merged(DEMO, {"prometheusRule": placement})), "PrometheusRule")
+    assert rule["spec"]["groups"] == _rule_file_groups(), SYNC_HINT
     assert rule["metadata"]["namespace"] == "monitoring"
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+
+
+def test_prometheus_rule_disable_label_and_extend(chart: helm_python.Chart) -> None:
+    settings = ALL_FEATURES["prometheusRule"]
+    groups = only(render(chart, ALL_FEATURES), "PrometheusRule")["spec"]["groups"]
+    expected = _rule_file_groups()
+    assert [group["name"] for group in groups] == [
+        *(group["name"] for group in expected), "cryptomus-exporter.custom"]
+    assert groups[-1] == settings["extraGroups"][0]  # appended verbatim, no extra labels
+    original = _alerts(expected)
+    rendered = _alerts(groups[:-1])
+    assert set(rendered) == set(original) - {"CryptomusSpreadWide"}
+    assert "CryptomusPingRttHigh" in rendered  # false keeps an alert
+    for name, rule in rendered.items():
+        assert rule["labels"] == {**original[name]["labels"], "team": "trading"}, name
+        assert {k: v for k, v in rule.items() if k != "labels"} == {
+            k: v for k, v in original[name].items() if k != "labels"}, name
+    recording = [rule for group in groups[:-1] for rule in group["rules"] if "record" in rule]
+    assert recording
+    assert all("labels" not in rule for rule in recording)
+
+
+def test_additional_rule_labels_keep_each_alerts_severity(chart: helm_python.Chart) -> None:
+    values = merged(DEMO, {"prometheusRule": {
+        "enabled": True, "additionalRuleLabels": {"severity": "page", "team": "sre"}}})
+    rendered = _alerts(only(render(chart, values), "PrometheusRule")["spec"]["groups"])
+    for name, rule in _alerts(_rule_file_groups()).items():
+        assert rendered[name]["labels"] == {"severity": rule["labels"]["severity"],
+                                            "team": "sre"}
+
+
+def test_disabling_every_alert_of_a_group_drops_the_group(chart: helm_python.Chart) -> None:
+    disabled = dict.fromkeys(_alerts(_rule_file_groups()), True)
+    values = merged(DEMO, {"prometheusRule": {"enabled": True, "disabled": disabled}})
+    groups = only(render(chart, values), "PrometheusRule")["spec"]["groups"]
+    assert [group["name"] for group in groups] == ["cryptomus-exporter.recording"]
+
+
+def test_disabling_an_unknown_alert_is_refused(chart: helm_python.Chart) -> None:
+    values = merged(DEMO, {"prometheusRule": {"enabled": True,
+                                              "disabled": {"CryptomusSpreadWyde": True}}})
+    with pytest.raises(helm_python.HelmRenderError,
+                       match=re.escape("prometheusRule.disabled names CryptomusSpreadWyde, "
+                                       "which is not one of the chart's alerts "
+                                       "(CryptomusExporterDown, ")):
+        render(chart, values)
+
+
+def test_service_monitor_limits_and_target_labels(chart: helm_python.Chart) -> None:
+    spec = only(render(chart, ALL_FEATURES), "ServiceMonitor")["spec"]
+    assert spec["targetLabels"] == ["app.kubernetes.io/instance"]
+    assert (spec["sampleLimit"], spec["labelLimit"]) == (20000, 30)
+    default = only(render(chart, merged(DEMO, MONITORING_ON)), "ServiceMonitor")["spec"]
+    assert not {"targetLabels", "sampleLimit", "labelLimit"} & set(default)
 
 
 def test_prometheus_rule_job_override_rewrites_every_selector(chart: helm_python.Chart) -> None:

@@ -151,7 +151,10 @@ def test_image_defaults_to_the_app_version(chart: helm_python.Chart) -> None:
     app_version = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())["appVersion"]
     assert container["image"] == f"ghcr.io/cryptomus-exporter/cryptomus-exporter:{app_version}"
     pinned = exporter_container(render(chart, ALL_FEATURES))
-    assert pinned["image"] == "ghcr.io/cryptomus-exporter/cryptomus-exporter@sha256:" + "ab" * 32
+    assert pinned["image"] == ("registry.example.com:5000/cryptomus-exporter/cryptomus-exporter"
+                               "@sha256:" + "ab" * 32)
+    values = merged(DEMO, {"image": {"registry": "", "repository": "mirror/exporter", "tag": "x"}})
+    assert exporter_container(render(chart, values))["image"] == "mirror/exporter:x"
 
 
 def test_demo_passes_the_flag_and_needs_no_credentials(chart: helm_python.Chart) -> None:
@@ -295,7 +298,13 @@ def test_all_features_wiring(chart: helm_python.Chart) -> None:
     assert pod["tolerations"] == ALL_FEATURES["tolerations"]
     assert pod["affinity"] == ALL_FEATURES["affinity"]
     assert pod["priorityClassName"] == "monitoring"
-    assert pod["imagePullSecrets"] == [{"name": "registry-login"}]
+    assert pod["imagePullSecrets"] == [{"name": "registry-login"}, {"name": "mirror-login"}]
+    assert container["envFrom"] == ALL_FEATURES["envFrom"]
+    assert pod["volumes"][-1] == ALL_FEATURES["extraVolumes"][0]
+    assert container["volumeMounts"][-1] == ALL_FEATURES["extraVolumeMounts"][0]
+    assert pod["topologySpreadConstraints"] == [{
+        **ALL_FEATURES["topologySpreadConstraints"][0],
+        "labelSelector": {"matchLabels": deployment["spec"]["selector"]["matchLabels"]}}]
     annotations = pod_template["metadata"]["annotations"]
     assert annotations["example.com/team"] == "trading"
     assert {key: annotations[key] for key in annotations if key.startswith("prometheus.io/")} == {
@@ -388,3 +397,39 @@ def test_notes_guide_the_user(chart: helm_python.Chart) -> None:
     live_notes = render_texts(chart, EXISTING)["cryptomus-exporter/templates/NOTES.txt"]
     assert EXISTING_SECRET in live_notes
     assert "DEMO MODE" not in live_notes
+
+
+def test_topology_spread_keeps_its_own_label_selector(chart: helm_python.Chart) -> None:
+    constraint = {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                  "whenUnsatisfiable": "DoNotSchedule",
+                  "labelSelector": {"matchLabels": {"app": "other"}}}
+    pod = only(render(chart, merged(DEMO, {"topologySpreadConstraints": [constraint]})),
+               "Deployment")["spec"]["template"]["spec"]
+    assert pod["topologySpreadConstraints"] == [constraint]
+
+
+@pytest.mark.parametrize("name", ["tmp", "credentials", "web-config", "tls"])
+def test_extra_volumes_cannot_replace_the_charts_own(chart: helm_python.Chart, name: str) -> None:
+    values = merged(CREDENTIALS, {"extraVolumes": [{"name": name, "emptyDir": {}}]})
+    with pytest.raises(helm_python.HelmRenderError, match=f"must not use the name \"{name}\""):
+        render(chart, values)
+
+
+def test_new_pod_knobs_are_absent_by_default(chart: helm_python.Chart) -> None:
+    docs = render(chart, DEMO)
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert "imagePullSecrets" not in pod
+    assert "topologySpreadConstraints" not in pod
+    assert [volume["name"] for volume in pod["volumes"]] == ["tmp"]
+    assert "envFrom" not in exporter_container(docs)
+
+
+def test_umbrella_chart_globals_for_registry_and_pull_secrets(chart: helm_python.Chart) -> None:
+    values = merged(DEMO, {"global": {"imageRegistry": "mirror.example.com",
+                                      "imagePullSecrets": [{"name": "umbrella-login"}]},
+                           "imagePullSecrets": ["own-login"]})
+    docs = render(chart, values)
+    pod = only(docs, "Deployment")["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "umbrella-login"}, {"name": "own-login"}]
+    assert exporter_container(docs)["image"].startswith(
+        "mirror.example.com/cryptomus-exporter/cryptomus-exporter:")

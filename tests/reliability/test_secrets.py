@@ -1,6 +1,6 @@
 """Secret hygiene: the API key, its signature (md5 of base64("") + key, i.e. md5 of the
 key) and every one-time token the exchange issued never appear in anything the
-exporter writes or serves: logs at debug level (text and JSON), /metrics, /readyz and
+exporter writes or serves: logs at debug level (text, JSON and logfmt), /metrics, /readyz and
 /healthz bodies, error messages (failed token calls, refused and 401 upgrades whose
 responses echo the token-bearing URL, REST errors with a wrong key) and crash output.
 
@@ -72,7 +72,7 @@ def probe_bodies(child: ExporterProcess) -> str:
     return "".join(f"\n== {path}\n" + child.get(path).text for path in PROBES)
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
+@pytest.mark.parametrize("log_format", ["text", "json", "logfmt"])
 def test_secrets_never_leak_through_faults_at_debug_level(tmp_path, api_key, log_format):
     with RecordingSimulator(api_key) as recording:
         sim = recording.sim

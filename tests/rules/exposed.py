@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from exporter.metrics import HISTOGRAM, SPECS, MetricSpec
 
-COMMON_LABELS = frozenset({"job", "instance"})  # added by Prometheus at scrape time
+# Target labels: job and instance added by Prometheus at scrape time; cluster optional, added
+# by relabelling or by the ruler/querier in multi-cluster set-ups (the rules and dashboards
+# keep it when present).
+COMMON_LABELS = frozenset({"job", "instance", "cluster"})
 PROMETHEUS_METRICS = {"up": frozenset()}  # series Prometheus itself records per target
 
 

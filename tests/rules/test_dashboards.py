@@ -77,17 +77,49 @@ def test_dashboards_are_what_the_generator_writes():
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
 def test_variables(name):
     definitions = variable_definitions(DASHBOARDS[name])
+    assert list(definitions)[:5] == ["datasource", "cluster", "job", "instance", "market"]
     datasource = definitions["datasource"]
     assert (datasource["type"], datasource["query"]) == ("datasource", "prometheus")
-    for variable in ("job", "instance", "market"):
+    for variable in ("cluster", "job", "instance", "market"):
         definition = definitions[variable]
         assert definition["type"] == "query"
         assert definition["datasource"] == DATASOURCE
         assert definition["query"].startswith("label_values(")
-        assert definition["definition"] == definition["query"]
     market = definitions["market"]
     assert market["multi"] and market["includeAll"] and market["allValue"] == ".*"
     assert "cryptomus_last_price" in market["query"]
+    # Without a cluster label the variable has no values: All (".*") still matches "".
+    cluster = definitions["cluster"]
+    assert cluster["includeAll"] and cluster["allValue"] == ".*"
+    for variable in ("job", "instance", "market"):
+        assert 'cluster=~"$cluster"' in definitions[variable]["query"], variable
+
+
+@pytest.mark.parametrize("name", sorted(DASHBOARDS))
+def test_grafana_com_import_header(name):
+    dashboard = DASHBOARDS[name]
+    [source] = dashboard["__inputs"]
+    assert (source["type"], source["pluginId"]) == ("datasource", "prometheus")
+    placeholder = "${" + source["name"] + "}"
+    assert variable_definitions(dashboard)["datasource"]["current"]["value"] == placeholder
+    requires = {(item["type"], item["id"]) for item in dashboard["__requires"]}
+    panel_types = {panel["type"] for panel in panels_of(dashboard)}
+    assert requires == {("grafana", "grafana"), ("datasource", "prometheus"),
+                        *(("panel", kind) for kind in panel_types)}
+
+
+@pytest.mark.parametrize("item", all_panels(), ids=panel_id)
+def test_no_panel_counts_an_event_twice(item):
+    """increase() over $__rate_interval spans more than one step between points, so an
+    event is counted in several points; panels show rates instead, and say so."""
+    _, panel = item
+    description = panel["description"].lower()
+    assert "per interval" not in description
+    for target in panel["targets"]:
+        assert not re.search(r"increase\([^\]]*\[\$__rate_interval\]", target["expr"]), target
+        if "rate(" in target["expr"] and panel["fieldConfig"]["defaults"]["unit"] == "cpm":
+            assert target["expr"].startswith("60 * "), target
+            assert "per minute" in description
 
 
 @pytest.mark.parametrize("name", sorted(DASHBOARDS))
@@ -146,13 +178,14 @@ def test_grid_positions_fit_and_do_not_overlap(name):
 
 
 @pytest.mark.parametrize("item", all_panels(), ids=panel_id)
-def test_queries_filter_by_job_instance_and_market(item):
+def test_queries_filter_by_cluster_job_instance_and_market(item):
     _, panel = item
     for target in panel["targets"]:
         for selector in selectors(target["expr"]):
             if selector.name != "up" and not selector.name.startswith(METRIC_PREFIX):
                 continue
             matchers = {(m.label, m.op, m.value) for m in selector.matchers}
+            assert ("cluster", "=~", "$cluster") in matchers, selector
             assert ("job", "=~", "$job") in matchers, selector
             assert ("instance", "=~", "$instance") in matchers, selector
             if "market" in LABELS_BY_METRIC[selector.name]:
@@ -245,16 +278,18 @@ def test_iter_panel_queries_covers_every_target():
     assert iter_panel_queries(json.dumps(dashboard), SAMPLE_VARIABLES) == queries
     assert iter_panel_queries(DASHBOARD_DIR / "cryptomus-health.json", SAMPLE_VARIABLES) == queries
     assert ("WebSocket connected",
-            'cryptomus_websocket_connected{job=~"cryptomus-exporter", instance=~".*"}') in queries
+            'cryptomus_websocket_connected{cluster=~".*", job=~"cryptomus-exporter", '
+            'instance=~".*"}') in queries
 
 
 def test_iter_variable_queries():
     queries = dict(iter_variable_queries(DASHBOARDS["cryptomus-markets.json"],
                                          {"job": "cryptomus-exporter", "instance": ALL}))
     assert queries == {
-        "job": "group by (job) (cryptomus_exporter_build_info)",
-        "instance":
-            'group by (instance) (cryptomus_exporter_build_info{job=~"cryptomus-exporter"})',
-        "market": 'group by (market) (cryptomus_last_price{job=~"cryptomus-exporter", '
-                  'instance=~".*"})',
+        "cluster": "group by (cluster) (cryptomus_exporter_build_info)",
+        "job": 'group by (job) (cryptomus_exporter_build_info{cluster=~".*"})',
+        "instance": 'group by (instance) (cryptomus_exporter_build_info{cluster=~".*", '
+                    'job=~"cryptomus-exporter"})',
+        "market": 'group by (market) (cryptomus_last_price{cluster=~".*", '
+                  'job=~"cryptomus-exporter", instance=~".*"})',
     }

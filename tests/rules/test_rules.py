@@ -208,6 +208,36 @@ def test_every_selector_uses_the_job_selector(path):
                 assert (matcher.label, matcher.op, matcher.value) == JOB_SELECTOR, name
 
 
+_LABEL_LIST = re.compile(r"\b(on|by|ignoring|without)\s*\(([^)]*)\)")
+CLUSTER_TESTS = RULES_DIR / "tests" / "cluster-label.test.yml"
+
+
+@pytest.mark.parametrize("path", rule_paths(), ids=lambda p: p.name)
+def test_joins_and_aggregations_keep_the_optional_cluster_label(path):
+    """A label list naming `instance` also names `cluster`: one Prometheus holding several
+    clusters must not match or sum series across them (absent, cluster is "")."""
+    for name, expr in iter_rule_exprs(path):
+        for keyword, labels in _LABEL_LIST.findall(expr):
+            names = {label.strip() for label in labels.split(",")}
+            if "instance" in names:
+                assert "cluster" in names, f"{name}: {keyword} ({labels}) drops the cluster label"
+
+
+@pytest.mark.prometheus
+def test_cluster_unit_tests_fail_without_the_cluster_label(promtool, tmp_path):
+    copy = tmp_path / "alerts"
+    (copy / "tests").mkdir(parents=True)
+    text = main_rules_path().read_text(encoding="utf-8")
+    assert "(cluster, " in text
+    (copy / main_rules_path().name).write_text(text.replace("(cluster, ", "("), encoding="utf-8")
+    shutil.copy(CLUSTER_TESTS, copy / "tests")
+    result = run_promtool(promtool, "test", "rules", copy / "tests" / CLUSTER_TESTS.name)
+    assert result.returncode != 0
+    for case in ("its own cluster only", "subscriptions and connection of its own cluster",
+                 "summed per cluster"):
+        assert case in result.stdout + result.stderr, case
+
+
 def _header_table(path: Path) -> dict[str, tuple[str, str]]:
     """alert -> (severity, for) from the comment table at the top of the rule file."""
     rows = re.findall(r"^# \| (Cryptomus\w+)\s*\| (\w+)\s*\|[^|]*\| (\w+)\s*\|$",

@@ -45,11 +45,38 @@ app.kubernetes.io/part-of: cryptomus-exporter
 {{- end }}
 {{- end }}
 
+{{/* <registry>/<repository>@<digest>, or :<tag> (default the appVersion) without a digest.
+global.imageRegistry (set by an umbrella chart) replaces image.registry, as in the
+prometheus-community charts. */}}
 {{- define "cryptomus-exporter.image" -}}
-{{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- $image := .Values.image }}
+{{- $registry := default $image.registry (.Values.global).imageRegistry }}
+{{- $repository := $registry | empty | ternary $image.repository (printf "%s/%s" $registry $image.repository) }}
+{{- if $image.digest }}
+{{- printf "%s@%s" $repository $image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion $image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* global.imagePullSecrets and imagePullSecrets as LocalObjectReferences; plain names are
+accepted too. */}}
+{{- define "cryptomus-exporter.imagePullSecrets" -}}
+{{- range concat ((.Values.global).imagePullSecrets | default list) .Values.imagePullSecrets }}
+{{- if kindIs "string" . }}
+- name: {{ . }}
+{{- else }}
+- name: {{ .name }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Names of the alerts in the chart's rules file. */}}
+{{- define "cryptomus-exporter.alertNames" -}}
+{{- range (.Files.Get "files/cryptomus-exporter.rules.yml" | fromYaml).groups }}
+{{- range .rules }}
+{{- if .alert }}{{ .alert }} {{ end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -88,6 +115,17 @@ app.kubernetes.io/part-of: cryptomus-exporter
 {{- if or (eq .name "CRYPTOMUS_API_KEY") (eq .name "CRYPTOMUS_USER_ID") (eq .name "CRYPTOMUS_API_KEY_FILE") (eq .name "CRYPTOMUS_DEMO") (eq .name "CRYPTOMUS_LISTEN_ADDRESS") (eq .name "CRYPTOMUS_WEB_CONFIG_FILE") }}
 {{- fail (printf "cryptomus-exporter: extraEnv must not set %s; use the credentials.*, demo, containerPort or webConfig values (the API key must never be a plain environment value)." .name) }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraVolumes }}
+{{- if has .name (list "tmp" "credentials" "web-config" "tls") }}
+{{- fail (printf "cryptomus-exporter: extraVolumes must not use the name %q: tmp, credentials, web-config and tls are the chart's own volumes." .name) }}
+{{- end }}
+{{- end }}
+{{- $alerts := include "cryptomus-exporter.alertNames" . | splitList " " }}
+{{- range $name, $_ := .Values.prometheusRule.disabled }}
+{{- if not (has $name $alerts) }}
+{{- fail (printf "cryptomus-exporter: prometheusRule.disabled names %s, which is not one of the chart's alerts (%s)." $name (compact $alerts | join ", ")) }}
 {{- end }}
 {{- end }}
 {{- $web := .Values.webConfig }}
