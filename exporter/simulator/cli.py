@@ -15,8 +15,8 @@ import orjson
 from gevent.event import Event
 
 from .config import SimulatorConfig
+from .control import FAULT_PARAMS
 from .faults import Faults
-from .rest import FAULT_PARAMS
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 CONTROL_TIMEOUT = 5.0

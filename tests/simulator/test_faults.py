@@ -194,7 +194,7 @@ def test_control_endpoints(start_sim, connect) -> None:
 
 def test_control_endpoints_are_loopback_only(start_sim) -> None:
     sim = start_sim(autogen=False)
-    refused = sim.rest.route("POST", "/_sim/faults/drop_connections", {}, b"", "192.0.2.7")
+    refused = sim.control.route("POST", "/_sim/faults/drop_connections", {}, b"", "192.0.2.7")
     assert refused.status == 403
-    allowed = sim.rest.route("POST", "/_sim/faults/drop_connections", {}, b"", "::1")
+    allowed = sim.control.route("POST", "/_sim/faults/drop_connections", {}, b"", "::1")
     assert allowed.status == 200
