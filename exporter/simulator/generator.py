@@ -43,6 +43,15 @@ class Generator:
         self._subscribed = Event()
         self._running = Event()
         self._running.set()
+        self._greenlet: gevent.Greenlet | None = None
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
 
     def on_subscribed(self, _conn: object = None) -> None:
         self._subscribed.set()
@@ -54,7 +63,7 @@ class Generator:
     def resume(self) -> None:
         self._running.set()
 
-    def run(self) -> None:
+    def _run(self) -> None:
         rate = self._rate
         deadline = time.monotonic()
         steps_since_yield = 0

@@ -80,7 +80,11 @@ def _reset(sock: socket.socket) -> None:
 def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     """A TLS server context (gevent's, so handshakes never block the hub)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_file, key_file)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except OSError as error:  # ssl.SSLError included
+        message = f"tls_cert/tls_key: cannot load {cert_file} with {key_file}: {error}"
+        raise ValueError(message) from None
     return context
 
 

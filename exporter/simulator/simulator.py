@@ -1,12 +1,17 @@
 """The simulator: composes its parts (each given only what it needs) behind one
 object with the in-process API the tests use, on one loopback port serving the
-REST hosts and the WebSocket."""
+REST hosts and the WebSocket (optionally over TLS).
+
+Two feeds: the generator moving a seeded :class:`World`, or (``config.replay``)
+a recording replayed to each client.
+"""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Sequence
 from types import TracebackType
+from typing import Protocol
 
 import gevent
 from gevent.server import StreamServer
@@ -21,6 +26,7 @@ from .faults import Faults
 from .generator import Clock, Generator
 from .hub import Hub
 from .market import Market
+from .replay import RecordingSummary, ReplayFeed, scan
 from .replies import Reply
 from .rest import ExchangeRest, TokenStore
 from .server import HttpHandler, server_ssl_context
@@ -28,29 +34,56 @@ from .stats import Stats
 from .world import World
 
 
+class Feed(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def on_subscribed(self, conn: WsConnection) -> None: ...
+
+
 class Simulator:
     """A protocol-faithful fake Cryptomus exchange on one loopback port."""
 
     def __init__(self, config: SimulatorConfig | None = None) -> None:
+        """Raises ``ValueError`` for a malformed replay recording (naming its line)
+        or unusable TLS files, ``OSError`` for a recording that cannot be opened."""
         self.config = config = config or SimulatorConfig()
         self.stats = Stats()
         self.hub = Hub(self.stats)
         self.clock = Clock(config.epoch, config.rate)
-        self.world = World(config, self.clock.now())
-        self.faults = Faults(self.hub, self.stats, self.world.markets, self.clock.now)
-        self.feed = Generator(self.world, self.hub, self.clock, config.rate)
+        self._ssl_context = (
+            server_ssl_context(config.tls_cert, config.tls_key)
+            if config.tls_cert and config.tls_key
+            else None
+        )
+        self.world: World | None = None
+        self.recording: RecordingSummary | None = None
+        if config.replay:
+            self.recording = scan(config.replay)
+            catalog, account, books = self.recording.catalog, Account(), {}
+        else:
+            self.world = world = World(config, self.clock.now())
+            catalog, account, books = world.catalog, world.account, world.markets
+        self.catalog, self._account, self._books = catalog, account, books
+        self.faults = Faults(self.hub, self.stats, books, self.clock.now)
+        self.feed: Feed
+        reloads = None
+        if self.recording is not None:
+            self.feed = ReplayFeed(self.recording, config.replay_speed, self.hub, self.stats)
+        else:
+            self.feed = Generator(world, self.hub, self.clock, config.rate)
+            reloads = BookReloads(books, self.faults.take_partial_before_reload, self.clock.now)
         self.dispatcher = Dispatcher(
-            self.world.catalog,
-            self.stats,
-            config,
-            on_subscribed=self.feed.on_subscribed,
-            send_reloads=BookReloads(
-                self.world.markets, self.faults.take_partial_before_reload, self.clock.now
-            ),
+            catalog, self.stats, config, on_subscribed=self.feed.on_subscribed, send_reloads=reloads
         )
         self.rest = ExchangeRest(
-            self.world.catalog,
-            self.world.account,
+            catalog,
+            account,
             tokens=TokenStore(config.token_ttl),
             faults=self.faults,
             stats=self.stats,
@@ -76,15 +109,13 @@ class Simulator:
             hub=self.hub,
             stats=self.stats,
             open_connection=self._open_connection,
-            ssl_context=server_ssl_context(config.tls_cert, config.tls_key)
-            if config.tls_cert and config.tls_key
-            else None,
+            ssl_context=self._ssl_context,
         )
         self._server = StreamServer((config.host, config.port), handler)
         self._server.start()
         self._greenlets.append(gevent.spawn(self.hub.sweep_idle, config.idle_timeout))
-        if config.autogen:
-            self._greenlets.append(gevent.spawn(self.feed.run))
+        if config.autogen or config.replay:
+            self.feed.start()
         return self
 
     def stop(self) -> None:
@@ -93,6 +124,7 @@ class Simulator:
             return
         self._stopped = True
         gevent.killall(self._greenlets, block=False)
+        self.feed.stop()
         self.hub.close_all()
         self._server.stop(timeout=1)
 
@@ -147,11 +179,11 @@ class Simulator:
 
     @property
     def markets(self) -> list[str]:
-        return list(self.world.symbols)
+        return list(self.catalog.symbols)
 
     @property
     def account(self) -> Account:
-        return self.world.account
+        return self._account
 
     @property
     def connections(self) -> int:
@@ -162,7 +194,7 @@ class Simulator:
         return self.hub.tokens_seen
 
     def market(self, symbol: str) -> Market:
-        market = self.world.markets.get(symbol)
+        market = self._books.get(symbol)
         if market is None:
             raise ValueError(f"unknown market {symbol!r}")
         return market
