@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import json
+import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import gevent
 import orjson
 import pytest
 import requests
@@ -19,6 +24,7 @@ import websocket
 
 from exporter.simulator import Simulator, SimulatorConfig
 
+REPO = Path(__file__).resolve().parents[2]
 WS_TIMEOUT = 3.0
 HTTP_TIMEOUT = 3.0
 TOKEN_PATH = "/v2/user-api/exchange/account/web-socket/token"
@@ -26,6 +32,18 @@ GOLDEN_PATH = Path(__file__).parent.parent / "fixtures" / "golden_frames.json"
 PUBLIC = ("lastprice", "ticker", "depth", "trade")
 PRIVATE = ("order", "balance", "deal")
 CHANNELS = PUBLIC + PRIVATE
+
+
+def apply_levels(book: dict[str, dict[Decimal, Decimal]], data: dict) -> None:
+    """Apply a depth_update leniently (no checks): what a naive client does."""
+    if data["full_reload"]:
+        book["asks"], book["bids"] = {}, {}
+    for side in ("asks", "bids"):
+        for price, quantity in data[side]:
+            if quantity == "0":
+                book[side].pop(Decimal(price), None)
+            else:
+                book[side][Decimal(price)] = Decimal(quantity)
 
 
 def golden() -> dict:
@@ -210,3 +228,40 @@ def tls_files(tmp_path: Path) -> tuple[str, str]:
     except ImportError:
         _self_signed_with_openssl(cert, key)
     return str(cert), str(key)
+
+
+@contextlib.contextmanager
+def simulate_process(
+    *argv: str, command: tuple[str, ...] = ("exporter", "simulate")
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python -m exporter simulate --listen 127.0.0.1:0 *argv`` in a child process
+    and its first output line; killed (if still running) and reaped afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command, "--listen", "127.0.0.1:0", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
+    )  # fmt: skip
+    try:
+        with gevent.Timeout(15):
+            line = process.stdout.readline()
+        yield process, line
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def process_urls(line: str) -> tuple[str, str]:
+    """(REST base URL, WebSocket URL) from the simulator's start-up line."""
+    match = re.search(r"REST (http://127\.0\.0\.1:\d+) WebSocket (ws://\S+)", line)
+    assert match, line
+    return match.group(1), match.group(2)
+
+
+def open_process_ws(line: str) -> websocket.WebSocket:
+    """A WebSocket to a simulator child process, with a token of the demo user."""
+    base_url, ws_url = process_urls(line)
+    headers = signed_headers("demo-user", "demo-api-key")
+    response = requests.get(base_url + TOKEN_PATH, headers=headers, timeout=HTTP_TIMEOUT)
+    return websocket.create_connection(f"{ws_url}?token={response.json()['token']}", timeout=5)

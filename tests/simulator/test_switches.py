@@ -10,7 +10,7 @@ import pytest
 
 from exporter.simulator import SimulatorConfig
 
-from .conftest import get
+from .conftest import apply_levels, get
 from .test_protocol import apply_depth
 
 SCALES_PATH = "/api/v2/symbol-scales"
@@ -19,18 +19,6 @@ SCALES_PATH = "/api/v2/symbol-scales"
 def scale_of(sim, symbol: str, index: int) -> Decimal:
     scales = get(sim, SCALES_PATH, params={"symbol": symbol}).json()["data"]
     return Decimal(next(s["scale"] for s in scales if s["index"] == index))
-
-
-def apply_naively(book: dict[str, dict[Decimal, Decimal]], data: dict) -> None:
-    """What a client that ignores scale_index does: one book per symbol."""
-    if data["full_reload"]:
-        book["asks"], book["bids"] = {}, {}
-    for side in ("asks", "bids"):
-        for price, quantity in data[side]:
-            if quantity == "0":
-                book[side].pop(Decimal(price), None)
-            else:
-                book[side][Decimal(price)] = Decimal(quantity)
 
 
 def crossed(book: dict[str, dict[Decimal, Decimal]]) -> bool:
@@ -47,7 +35,7 @@ def test_several_depth_scales_interleave_each_a_sound_book(start_sim, connect) -
     naive = {symbol: {"asks": {}, "bids": {}} for symbol in sim.markets}
     for frame in everything.drain():  # the reloads follow the ack
         data = frame["data"]
-        apply_naively(naive[data["symbol"]], data)
+        apply_levels(naive[data["symbol"]], data)
         assert data["full_reload"] is True
         books[(data["symbol"], data["scale_index"])] = {}
         apply_depth(books[(data["symbol"], data["scale_index"])], data)
@@ -69,7 +57,7 @@ def test_several_depth_scales_interleave_each_a_sound_book(start_sim, connect) -
             assert Decimal(price) % scales[key] == 0, f"{price} not on the {scales[key]} grid"
         apply_depth(books[key], data)
         assert max(books[key]["bids"]) < min(books[key]["asks"]), f"crossed book {key}"
-        apply_naively(naive[data["symbol"]], data)
+        apply_levels(naive[data["symbol"]], data)
         naive_crossings += crossed(naive[data["symbol"]])
     for indices in order.values():  # interleaved, not one scale after the other
         changes = sum(a != b for a, b in itertools.pairwise(indices))
