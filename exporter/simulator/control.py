@@ -5,15 +5,17 @@ read counters, push frames, pause and resume the feed."""
 from __future__ import annotations
 
 import ipaddress
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
 from .faults import Faults
-from .hub import Hub
 from .replies import Reply, error_reply, json_reply
 from .stats import Stats
+
+if TYPE_CHECKING:  # only the type: the CLI imports FAULT_PARAMS without wsproto/h11
+    from .hub import Hub
 
 CONTROL_PREFIX = "/_sim/"
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 
-from .hub import Hub
 from .market import SCALE_COUNT, Market
 from .stats import Stats
 from .wire import DEPTH_UPDATE, event_payload, text_frame
+
+if TYPE_CHECKING:  # only the type: `simulate --fault` and `exporter run` skip wsproto/h11
+    from .hub import Hub
 
 HUGE_PADDING_BYTES = 2 * 1024 * 1024
 REFUSE_MODES = ("status", "reset")

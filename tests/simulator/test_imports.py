@@ -5,6 +5,8 @@ construction). Every import counts, ``TYPE_CHECKING`` and function-level ones to
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import exporter.simulator
@@ -77,3 +79,17 @@ def test_the_simulator_modules_import_no_circle() -> None:
 def test_only_entry_points_import_the_composing_module() -> None:
     importers = {name for name, imports in import_graph().items() if "simulator" in imports}
     assert importers <= ENTRY_POINTS - {"simulator"}, importers
+
+
+def test_the_cli_module_loads_no_server_code() -> None:
+    """``exporter/cli.py`` imports the simulate CLI on every run: it must stay light."""
+    probe = (
+        "import sys, exporter.simulator.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('wsproto', 'h11')"
+        " or m in ('exporter.simulator.simulator', 'exporter.simulator.server')))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=PACKAGE.parents[1], capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert loaded == "[]"
