@@ -13,6 +13,7 @@ The market list and depth scales come from the markets seen in the recording.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 import weakref
@@ -24,7 +25,7 @@ import orjson
 from gevent.event import Event
 from gevent.pool import Group
 
-from exporter.recording import read_recording
+from exporter.recording import RecordingError, read_recording
 
 from .catalog import Catalog
 from .config import SYMBOL_PATTERN
@@ -33,6 +34,8 @@ from .hub import Hub
 from .market import KNOWN_ASSETS, MarketSpec
 from .stats import Record, Stats, summarize
 from .wire import CHANNELS, text_frame
+
+log = logging.getLogger(__name__)
 
 SETTLE_SECONDS = 2.0  # longest wait, after a first subscribe, for the other channels
 SETTLE_POLL = 0.02
@@ -205,7 +208,10 @@ class ReplayFeed:
 
     def _replay(self, conn: WsConnection) -> None:
         self._wait_for_subscriptions(conn)
-        self._play(conn)
+        try:
+            self._play(conn)
+        except (OSError, RecordingError) as error:  # the file changed after the scan
+            log.warning("replay stopped: %s", error)
 
     def _play(self, conn: WsConnection) -> None:
         stats, speed = self._stats, self._speed

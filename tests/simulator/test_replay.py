@@ -184,3 +184,20 @@ def test_simulate_replay_subprocess(tmp_path) -> None:
         process.send_signal(signal.SIGTERM)
         with gevent.Timeout(15):
             assert process.wait() == 0
+
+
+def test_a_recording_broken_after_start_stops_that_replay_with_a_warning(
+    replaying, tmp_path, caplog
+) -> None:
+    sim = replaying(name="growing.jsonl")
+    with (tmp_path / "growing.jsonl").open("a") as file:
+        file.write('{"t": 1, "frame": "cut sh')  # a writer still busy with its last line
+    client = Client(sim)
+    for channel in SUBSCRIBED:
+        client.subscribe(channel, ["all"])
+    assert receive_texts(client, len(UPDATES)) == UPDATES
+    assert client.drain() == []
+    assert sim.stats.replays_completed == 0
+    assert f"replay stopped: {tmp_path / 'growing.jsonl'}:{len(RECORDED) + 1}: not JSON" in (
+        caplog.text
+    )
