@@ -2,6 +2,23 @@
 
 Implemented from ``cryptomus-protocol.md`` independently of the exporter's own
 protocol code, so that each checks the other. Runs on gevent.
+
+Modules, leaves first (each part gets what it needs at construction; only
+``simulator.py`` composes them, and only the entry points import it):
+
+- ``wire``, ``config``, ``stats``: channel tables and frame encoding; the validated
+  configuration (switches included); counters.
+- ``market``, ``account``, ``catalog``, ``world``: the pure model (books, the account's
+  activity, what is listed and subscribable, the seeded event generator).
+- ``connection``: one WebSocket (reader, batching writer); ``hub``: all of them, and
+  everything sent to several (events, pushes, blasts, idle closes).
+- ``faults``: injected misbehaviour; ``dispatch``: client requests (ping, subscribe,
+  unsubscribe) and the book reloads after a depth subscribe.
+- ``generator`` (clock and paced generation) and ``replay`` (a recording served back):
+  the two feeds.
+- ``replies``, ``rest`` (the exchange's REST hosts), ``control`` (the loopback-only
+  ``/_sim/`` control plane), ``server`` (HTTP/1.1, TLS, WebSocket upgrade).
+- ``simulator``: the composition and the in-process API; ``cli``: ``simulate``.
 """
 
 from __future__ import annotations

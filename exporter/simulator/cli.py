@@ -14,9 +14,10 @@ import gevent
 import orjson
 from gevent.event import Event
 
-from .config import SimulatorConfig
+from .config import REPEAT_SUBSCRIPTION_MODES, SimulatorConfig
+from .control import FAULT_PARAMS
 from .faults import Faults
-from .rest import FAULT_PARAMS
+from .wire import CHANNELS
 
 DEFAULT_LISTEN = "127.0.0.1:8765"
 CONTROL_TIMEOUT = 5.0
@@ -37,10 +38,41 @@ def parse_markets(value: str) -> int | list[str]:
     return [symbol.strip() for symbol in value.split(",") if symbol.strip()]
 
 
+def parse_scales(value: str) -> list[int]:
+    try:
+        return [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        message = f"expected scale indices like 0,1, got {value!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def parse_channels(value: str) -> list[str]:
+    channels = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [channel for channel in channels if channel not in CHANNELS]
+    if unknown or not channels:
+        raise argparse.ArgumentTypeError(
+            f"expected channels from {', '.join(CHANNELS)}, got {value!r}"
+        )
+    return channels
+
+
+def parse_speed(value: str) -> float:
+    """A replay speed factor; 0 or "max": as fast as possible."""
+    if value == "max":
+        return 0.0
+    try:
+        speed = float(value)
+    except ValueError:
+        speed = -1.0
+    if not speed >= 0:
+        raise argparse.ArgumentTypeError(f"expected a factor >= 0 or 'max', got {value!r}")
+    return speed
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Run a protocol-faithful fake Cryptomus exchange (REST and WebSocket on one port), "
-        "or with --fault/--stats talk to a running one."
+        "replay a recorded session with --replay, or with --fault/--stats talk to a running one."
     )
     parser.add_argument(
         "--listen",
@@ -91,6 +123,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-autogen", action="store_true", help="do not generate market or account activity"
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        help="serve REST and the WebSocket over TLS (https://, wss://) with this certificate",
+    )
+    parser.add_argument("--tls-key", metavar="PEM", help="private key for --tls-cert")
+    switches = parser.add_argument_group(
+        "exchange behaviour switches (readings of the protocol's open points)"
+    )
+    switches.add_argument(
+        "--depth-scales",
+        type=parse_scales,
+        default=[0],
+        metavar="I,J",
+        help="scale indices that depth_subscribe [\"all\"] delivers per market; several "
+        "interleave depth_update frames of each scale_index for one symbol (default 0)",
+    )
+    switches.add_argument(
+        "--ack-failure",
+        type=parse_channels,
+        default=[],
+        metavar="CHANNEL[,CHANNEL]",
+        help='answer subscribes to these channels with data {"status": "failure"} and '
+        "error null, subscribing nothing",
+    )
+    switches.add_argument(
+        "--pong-id-zero",
+        action="store_true",
+        help="pongs always carry id 0 instead of the ping's id",
+    )
+    switches.add_argument(
+        "--repeat-subscription",
+        choices=REPEAT_SUBSCRIPTION_MODES,
+        default="reject",
+        help="a second subscribe to a channel on one connection: reject it with error code 2 "
+        "(default), or replace the old subscription (success ack; depth books reload)",
+    )
+    replay = parser.add_argument_group("replaying a recording")
+    replay.add_argument(
+        "--replay",
+        metavar="FILE",
+        help='serve this recording (JSON lines {"t": unix time, "frame": text}, gzip if it '
+        "ends in .gz, as `record` writes them) to every WebSocket client once it has "
+        "subscribed, instead of generated markets; the client's own requests are answered "
+        "live, the recorded replies are not replayed",
+    )
+    replay.add_argument(
+        "--speed",
+        type=parse_speed,
+        default=1.0,
+        metavar="X",
+        help="replay X times as fast as recorded; 0 or max: as fast as possible (default 1)",
+    )
     control = parser.add_argument_group("controlling a running simulator")
     control.add_argument(
         "--fault",
@@ -122,30 +207,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """Raises ValueError (or ArgumentTypeError) naming the bad option."""
+    host, port = parse_listen(args.listen)
+    return SimulatorConfig(
+        host=host,
+        port=port,
+        seed=args.seed,
+        markets=args.markets,
+        rate=args.rate,
+        autogen=not args.no_autogen,
+        idle_timeout=args.idle_timeout,
+        token_ttl=args.token_ttl,
+        depth_levels=args.depth_levels,
+        user_id=args.user_id,
+        api_key=args.api_key,
+        depth_scales=args.depth_scales,
+        ack_failure_channels=args.ack_failure,
+        pong_id_zero=args.pong_id_zero,
+        repeat_subscription=args.repeat_subscription,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        replay=args.replay,
+        replay_speed=args.speed,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     if args.fault or args.stats:
         return _control(args)
     try:
-        host, port = parse_listen(args.listen)
-        config = SimulatorConfig(
-            host=host,
-            port=port,
-            seed=args.seed,
-            markets=args.markets,
-            rate=args.rate,
-            autogen=not args.no_autogen,
-            idle_timeout=args.idle_timeout,
-            token_ttl=args.token_ttl,
-            depth_levels=args.depth_levels,
-            user_id=args.user_id,
-            api_key=args.api_key,
-        )
-    except (ValueError, argparse.ArgumentTypeError) as error:
+        config = config_from_args(args)
+        from .simulator import Simulator  # noqa: PLC0415 - not loaded by `exporter run`
+
+        sim = Simulator(config)  # reads the recording and the TLS files
+    except (ValueError, OSError, argparse.ArgumentTypeError) as error:
         print(f"simulate: {error}", file=sys.stderr)
         return 2
-    from .simulator import Simulator  # noqa: PLC0415 - not loaded by `exporter run`
-
-    sim = Simulator(config)
     try:
         sim.start()
     except OSError as error:
@@ -157,10 +255,16 @@ def run(args: argparse.Namespace) -> int:
     ]
     # The demo key is printed so a user can copy it; a key of the user's own is not.
     shown_key = config.api_key if config.api_key == DEMO_API_KEY else "<from --api-key>"
+    if sim.recording is not None:
+        feed = (
+            f"replay={config.replay} frames={sim.recording.frames} "
+            f"speed={'max' if config.replay_speed == 0 else f'{config.replay_speed:g}'}"
+        )
+    else:
+        feed = f"rate={config.rate:g}/s seed={config.seed}"
     print(
         f"cryptomus simulator: REST {sim.base_url} WebSocket {sim.ws_url} "
-        f"userId={config.user_id} apiKey={shown_key} "
-        f"markets={len(sim.markets)} rate={config.rate:g}/s seed={config.seed} "
+        f"userId={config.user_id} apiKey={shown_key} markets={len(sim.markets)} {feed} "
         f"(control: POST {sim.base_url}/_sim/faults/<name>)",
         flush=True,
     )

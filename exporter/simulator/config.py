@@ -6,9 +6,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .market import SCALE_COUNT
+from .wire import CHANNELS
+
 MAX_MARKETS = 1000
 MAX_DEPTH_LEVELS = 200
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,12}_[A-Z0-9]{1,12}$")
+REPEAT_SUBSCRIPTION_MODES = ("reject", "replace")
 
 
 @dataclass
@@ -21,6 +25,24 @@ class SimulatorConfig:
     possible). ``epoch`` fixes the simulated clock (Unix seconds) so that frames,
     timestamps included, are identical between runs with the same seed; by
     default timestamps are the wall clock.
+
+    The switches below select one reading of what the protocol document leaves
+    open (its "Open points"); the defaults are the simulator's historical reading.
+
+    - ``depth_scales``: the scale indices ``depth_subscribe ["all"]`` delivers for
+      every market. More than one interleaves ``depth_update`` frames of several
+      ``scale_index`` values per symbol, each scale its own consistent book.
+    - ``ack_failure_channels``: subscribing to these channels is answered with
+      ``data.status`` "failure" (and ``error`` null) and subscribes nothing.
+    - ``pong_id_zero``: a pong always carries id 0 instead of echoing the ping's id.
+    - ``repeat_subscription``: a second subscribe to a channel already subscribed on
+      the connection is rejected (``"reject"``, error code 2) or replaces the old
+      subscription (``"replace"``: success ack, and for depth every book reloads).
+    - ``tls_cert`` / ``tls_key``: PEM files; when set, REST and the WebSocket are
+      served over TLS (``https://``, ``wss://``) on the same port.
+    - ``replay``: a recording (see ``exporter.recording``) served to each WebSocket
+      client instead of generated markets, ``replay_speed`` times as fast as it was
+      recorded (0: as fast as possible).
     """
 
     host: str = "127.0.0.1"
@@ -37,6 +59,14 @@ class SimulatorConfig:
     epoch: int | None = None
     # A connection whose unsent frames exceed this is dropped as a slow consumer.
     max_buffer_bytes: int = 64 * 1024 * 1024
+    depth_scales: Sequence[int] = (0,)
+    ack_failure_channels: Sequence[str] = ()
+    pong_id_zero: bool = False
+    repeat_subscription: str = "reject"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    replay: str | None = None
+    replay_speed: float = 1.0
 
     def __post_init__(self) -> None:
         self.markets = _validated_markets(self.markets)
@@ -52,6 +82,21 @@ class SimulatorConfig:
             raise ValueError("user_id and api_key must not be empty")
         if self.max_buffer_bytes < 1024 * 1024:
             raise ValueError("max_buffer_bytes must be at least 1 MiB")
+        self.depth_scales = _validated_scales(self.depth_scales)
+        self.ack_failure_channels = _validated_channels(self.ack_failure_channels)
+        if self.repeat_subscription not in REPEAT_SUBSCRIPTION_MODES:
+            raise ValueError(
+                f"repeat_subscription must be one of {', '.join(REPEAT_SUBSCRIPTION_MODES)}, "
+                f"got {self.repeat_subscription!r}"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key must be given together")
+        if self.replay_speed < 0:
+            raise ValueError("replay_speed must be >= 0 (0 means as fast as possible)")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
 
 def _validated_markets(markets: int | str | Sequence[str]) -> int | list[str]:
@@ -68,3 +113,20 @@ def _validated_markets(markets: int | str | Sequence[str]) -> int | list[str]:
         if not isinstance(symbol, str) or not SYMBOL_PATTERN.match(symbol):
             raise ValueError(f"market symbol must look like BASE_QUOTE, got {symbol!r}")
     return symbols
+
+
+def _validated_scales(scales: Sequence[int]) -> tuple[int, ...]:
+    indices = tuple(scales)
+    valid = all(type(index) is int and 0 <= index < SCALE_COUNT for index in indices)
+    if not indices or not valid or len(set(indices)) != len(indices):
+        raise ValueError(f"depth_scales must list distinct scale indices 0..{SCALE_COUNT - 1}")
+    return indices
+
+
+def _validated_channels(channels: Sequence[str]) -> tuple[str, ...]:
+    names = (channels,) if isinstance(channels, str) else tuple(channels)
+    for name in names:
+        if name not in CHANNELS:
+            known = ", ".join(CHANNELS)
+            raise ValueError(f"ack_failure_channels: unknown channel {name!r} ({known})")
+    return names

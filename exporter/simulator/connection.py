@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import gevent
 import orjson
@@ -20,11 +20,8 @@ from wsproto.connection import Connection
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.utilities import LocalProtocolError
 
-from .stats import Record
+from .stats import Record, Stats
 from .wire import ALL
-
-if TYPE_CHECKING:
-    from .simulator import Simulator
 
 READ_SIZE = 65536
 MAX_REQUEST_BYTES = 1024 * 1024
@@ -43,11 +40,27 @@ class Bulk:
 
 
 class WsConnection:
-    def __init__(self, sim: Simulator, sock: socket.socket, ws: Connection, token: str) -> None:
-        self.sim = sim
+    """``on_request(conn, message)`` receives every parsed client request;
+    ``is_silent()`` true makes :meth:`queue` discard frames (the go_silent fault)."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        ws: Connection,
+        token: str,
+        *,
+        stats: Stats,
+        max_buffer_bytes: int,
+        is_silent: Callable[[], bool],
+        on_request: Callable[[WsConnection, object], None],
+    ) -> None:
         self.sock = sock
         self.ws = ws
         self.token = token
+        self._stats = stats
+        self._max_buffer_bytes = max_buffer_bytes
+        self._is_silent = is_silent
+        self._on_request = on_request
         # channel -> ALL, or an insertion-ordered dict of keys (deterministic order)
         self.subs: dict[str, object] = {}
         self.last_request = time.monotonic()
@@ -76,16 +89,16 @@ class WsConnection:
         """Queue one encoded frame; False if it was dropped (closing or silenced)."""
         if self.closing:
             return False
-        if self.sim.faults.silent:
-            self.sim.stats.frames_suppressed += 1
+        if self._is_silent():
+            self._stats.frames_suppressed += 1
             return False
         self._out.append(frame)
         self._drained.clear()
         if record is not None:
             self._records.append(record)
         self.pending_bytes += len(frame)
-        if self.pending_bytes > self.sim.config.max_buffer_bytes:
-            self.sim.stats.slow_consumer_drops += 1
+        if self.pending_bytes > self._max_buffer_bytes:
+            self._stats.slow_consumer_drops += 1
             self.drop()
             return False
         self._wake.set()
@@ -114,7 +127,7 @@ class WsConnection:
                         self._out, self._records, self.pending_bytes = [], [], 0
                         self._drained.clear()
                         self.sock.sendall(out[0] if len(out) == 1 else b"".join(out))
-                        self.sim.stats.count_sent(records)
+                        self._stats.count_sent(records)
                         if not self._out:
                             self._drained.set()
                             self.stalled = False
@@ -195,7 +208,7 @@ class WsConnection:
             elif isinstance(event, Ping):
                 self.queue(self.ws.send(event.response()))
             elif isinstance(event, Pong):
-                self.sim.stats.pongs += 1
+                self._stats.pongs += 1
             elif isinstance(event, CloseConnection):
                 self._on_close(event)
 
@@ -222,7 +235,7 @@ class WsConnection:
         try:
             message = orjson.loads(text)
         except orjson.JSONDecodeError:
-            self.sim.stats.invalid_json_closes += 1
+            self._stats.invalid_json_closes += 1
             self.close(CLOSE_UNSUPPORTED, "invalid JSON")
             return
-        self.sim.dispatcher.handle(self, message)
+        self._on_request(self, message)

@@ -2,21 +2,27 @@
 
 Rules from the protocol document: a malformed request (JSON of the wrong shape)
 gets error code 1; any other failure (unknown method or market, a second
-subscribe to a channel already subscribed on the connection) error code 2.
-Unsubscribe acks, and the deal_subscribe ack, omit ``method``.
+subscribe to a channel already subscribed on the connection unless the
+``repeat_subscription`` switch says "replace") error code 2. Unsubscribe acks,
+and the deal_subscribe ack, omit ``method``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
 
-from .market import SCALE_COUNT
-from .stats import summarize
+from .catalog import Catalog
+from .config import SimulatorConfig
+from .connection import WsConnection
+from .market import Market
+from .stats import Stats
 from .wire import (
     ALL,
     CHANNELS,
+    DEPTH_UPDATE,
     ERROR_FORMAT,
     ERROR_OTHER,
+    FAILURE,
     PRIVATE_CHANNELS,
     SUCCESS,
     error_payload,
@@ -25,13 +31,11 @@ from .wire import (
     text_frame,
 )
 
-if TYPE_CHECKING:
-    from .connection import WsConnection
-    from .simulator import Simulator
-
-DEPTH_UPDATE = "depth_update"
 # Acks shown without "method" in the protocol document.
 ACK_WITHOUT_METHOD = frozenset({"deal_subscribe"})
+
+# Sends the first full book of each (symbol, scale_index) just subscribed.
+SendReloads = Callable[[WsConnection, list], None]
 
 
 class RequestError(Exception):
@@ -41,9 +45,54 @@ class RequestError(Exception):
         self.message = message
 
 
+class BookReloads:
+    """Full reload of every newly subscribed book, after the ack; a pending
+    ``partial_depth_before_reload`` fault sends a partial update first."""
+
+    def __init__(
+        self,
+        markets: Mapping[str, Market],
+        take_partial_before_reload: Callable[[str], bool],
+        now: Callable[[], int],
+    ) -> None:
+        self._markets = markets
+        self._take_partial_before_reload = take_partial_before_reload
+        self._now = now
+
+    def __call__(self, conn: WsConnection, streams: list) -> None:
+        timestamp = self._now()
+        for symbol, index in streams:
+            market = self._markets[symbol]
+            market.activate_scale(index)
+            if self._take_partial_before_reload(symbol):
+                _queue_depth(conn, market.touch_update(index, timestamp))
+            _queue_depth(conn, market.full_reload(index, timestamp))
+
+
+def _queue_depth(conn: WsConnection, data: dict) -> None:
+    conn.queue(text_frame(event_payload("depth", data)), (DEPTH_UPDATE, None))
+
+
 class Dispatcher:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
+    """Answers requests. ``on_subscribed(conn)`` runs after every successful
+    subscribe; ``send_reloads`` (None: the feed sends books itself) after a depth one."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        stats: Stats,
+        config: SimulatorConfig,
+        on_subscribed: Callable[[WsConnection], None],
+        send_reloads: SendReloads | None,
+    ) -> None:
+        self._catalog = catalog
+        self._stats = stats
+        self._depth_scales = tuple(config.depth_scales)
+        self._failing_channels = frozenset(config.ack_failure_channels)
+        self._pong_id_zero = config.pong_id_zero
+        self._replace_repeated = config.repeat_subscription == "replace"
+        self._on_subscribed = on_subscribed
+        self._send_reloads = send_reloads
 
     def handle(self, conn: WsConnection, message: object) -> None:
         request_id, method = 0, None
@@ -64,17 +113,18 @@ class Dispatcher:
                     ERROR_FORMAT,
                     "invalid message format: need integer id, string method and list params",
                 )
-            self.sim.stats.requests_by_method[method] += 1
+            self._stats.requests_by_method[method] += 1
             self._dispatch(conn, request_id, method, params)
         except RequestError as error:
-            self.sim.stats.errors_sent[error.code] += 1
+            self._stats.errors_sent[error.code] += 1
             frame = text_frame(error_payload(request_id, method, error.message, error.code))
             conn.queue(frame, (method or "error", None))
 
     def _dispatch(self, conn: WsConnection, request_id: int, method: str, params: list) -> None:
         if method == "ping":
-            self.sim.stats.pings += 1
-            conn.queue(text_frame(response_payload(request_id, "pong", None)), ("pong", None))
+            self._stats.pings += 1
+            pong_id = 0 if self._pong_id_zero else request_id
+            conn.queue(text_frame(response_payload(pong_id, "pong", None)), ("pong", None))
             return
         channel, _, action = method.rpartition("_")
         if channel not in CHANNELS or action not in ("subscribe", "unsubscribe"):
@@ -87,82 +137,80 @@ class Dispatcher:
     # --- params -----------------------------------------------------------------
 
     def _keys(self, channel: str, params: list) -> object:
-        """ALL, or an insertion-ordered dict of the keys events are routed by."""
+        """ALL, or an insertion-ordered dict of the keys events are routed by.
+        Depth ``all`` is the explicit (symbol, scale) streams of ``depth_scales``."""
         if any(not isinstance(param, str) for param in params):
             raise RequestError(ERROR_FORMAT, "invalid message format: params must be strings")
         if ALL in params:
-            return ALL
-        world = self.sim.world
+            return dict.fromkeys(self.all_keys(channel)) if channel == "depth" else ALL
+        catalog = self._catalog
         keys: dict[object, None] = {}
         for param in params:
             if channel == "depth":
                 symbol, separator, index = param.partition(":")
-                valid_index = index.isascii() and index.isdigit() and int(index) < SCALE_COUNT
-                if not separator or symbol not in world.markets or not valid_index:
+                valid_index = index.isascii() and index.isdigit() and catalog.has_scale(int(index))
+                if not separator or not catalog.has_market(symbol) or not valid_index:
                     raise RequestError(ERROR_OTHER, f"unknown depth stream {param!r}")
                 keys[(symbol, int(index))] = None
             elif channel == "balance":
-                if param not in world.currencies:
+                if not catalog.has_currency(param):
                     raise RequestError(ERROR_OTHER, f"unknown currency {param!r}")
                 keys[param] = None
             else:
-                if param not in world.markets:
+                if not catalog.has_market(param):
                     raise RequestError(ERROR_OTHER, f"unknown market {param!r}")
                 keys[param] = None
         return keys
 
     def all_keys(self, channel: str) -> list:
-        world = self.sim.world
+        catalog = self._catalog
         if channel == "depth":
-            return [(symbol, 0) for symbol in world.symbols]
+            return [(symbol, index) for symbol in catalog.symbols for index in self._depth_scales]
         if channel == "balance":
-            return list(world.currencies)
-        return list(world.symbols)
+            return list(catalog.currencies)
+        return list(catalog.symbols)
 
     # --- subscribe / unsubscribe -------------------------------------------------
 
     def _subscribe(
         self, conn: WsConnection, request_id: int, method: str, channel: str, params: list
     ) -> None:
-        stats = self.sim.stats
+        stats = self._stats
         stats.subscribe_requests[channel] += 1
-        if channel in conn.subs:
+        repeated = channel in conn.subs
+        if repeated:
             stats.duplicate_subscribes += 1
-            raise RequestError(ERROR_OTHER, f"already subscribed to {channel} on this connection")
+            if not self._replace_repeated:
+                raise RequestError(
+                    ERROR_OTHER, f"already subscribed to {channel} on this connection"
+                )
         if not params:
             raise RequestError(ERROR_FORMAT, "invalid message format: params must not be empty")
         keys = self._keys(channel, params)
-        conn.subs[channel] = keys
         ack_method = None if method in ACK_WITHOUT_METHOD else method
-        conn.queue(text_frame(response_payload(request_id, ack_method, SUCCESS)), (method, None))
-        if channel == "depth":
-            streams = self.all_keys("depth") if keys == ALL else list(keys)  # type: ignore[arg-type]
-            self._send_reloads(conn, streams)
-        self.sim.notify_subscribed()
-
-    def _send_reloads(self, conn: WsConnection, streams: list) -> None:
-        """Full reload of every subscribed book, after the ack; a pending
-        ``partial_depth_before_reload`` fault sends a partial update first."""
-        timestamp = self.sim.now()
-        faults = self.sim.faults
-        for symbol, index in streams:
-            market = self.sim.world.markets[symbol]
-            market.activate_scale(index)
-            if faults.take_partial_before_reload(symbol):
-                self._queue_depth(conn, market.touch_update(index, timestamp))
-            self._queue_depth(conn, market.full_reload(index, timestamp))
-
-    @staticmethod
-    def _queue_depth(conn: WsConnection, data: dict) -> None:
-        conn.queue(text_frame(event_payload("depth", data)), (DEPTH_UPDATE, None))
+        failing = channel in self._failing_channels
+        ack = response_payload(request_id, ack_method, FAILURE if failing else SUCCESS)
+        if failing:
+            stats.ack_failures_sent[channel] += 1
+            conn.queue(text_frame(ack), (method, None))
+            return
+        if repeated:
+            stats.subscriptions_replaced += 1
+        conn.subs[channel] = keys
+        conn.queue(text_frame(ack), (method, None))
+        if channel == "depth" and self._send_reloads is not None:
+            self._send_reloads(conn, list(keys))  # type: ignore[call-overload]
+        self._on_subscribed(conn)
 
     def _unsubscribe(
         self, conn: WsConnection, request_id: int, method: str, channel: str, params: list
     ) -> None:
-        self.sim.stats.unsubscribe_requests[channel] += 1
+        self._stats.unsubscribe_requests[channel] += 1
         if not params and channel not in PRIVATE_CHANNELS:
             raise RequestError(ERROR_FORMAT, "invalid message format: params must not be empty")
         keys = self._keys(channel, params) if params else ALL
+        if ALL in params:  # everything, also depth streams outside depth_scales
+            keys = ALL
         current = conn.subs.get(channel)
         if current is not None:
             if keys == ALL:
@@ -177,8 +225,3 @@ class Dispatcher:
                     del conn.subs[channel]
         conn.queue(text_frame(response_payload(request_id, None, SUCCESS)), (method, None))
 
-
-def summarize_event(channel: str, data: object, method: str | None = None) -> tuple:
-    """(method, summary) record for the stats of one event frame."""
-    name = method or f"{channel}_update"
-    return name, summarize(name, data)

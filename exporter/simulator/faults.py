@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import orjson
 
-from .wire import text_frame
+from .market import SCALE_COUNT, Market
+from .stats import Stats
+from .wire import DEPTH_UPDATE, event_payload, text_frame
 
-if TYPE_CHECKING:
-    from .simulator import Simulator
+if TYPE_CHECKING:  # only the type: `simulate --fault` and `exporter run` skip wsproto/h11
+    from .hub import Hub
 
 HUGE_PADDING_BYTES = 2 * 1024 * 1024
 REFUSE_MODES = ("status", "reset")
@@ -51,12 +54,19 @@ def _garbage_frames() -> dict[str, list[bytes]]:
 
 
 class Faults:
-    """Each method injects one fault; see the README of the simulator CLI."""
+    """Each method injects one fault; see the README of the simulator CLI.
+    ``markets`` are the books ``crossed_book`` and ``partial_depth_before_reload``
+    may name (none when replaying a recording)."""
 
     GARBAGE_KINDS = tuple(_garbage_frames())
 
-    def __init__(self, sim: Simulator) -> None:
-        self._sim = sim
+    def __init__(
+        self, hub: Hub, stats: Stats, markets: Mapping[str, Market], now: Callable[[], int]
+    ) -> None:
+        self._hub = hub
+        self._stats = stats
+        self._markets = markets
+        self._now = now
         self.silent_until = 0.0
         self.token_failures_left = 0
         self.token_failure_status = 500
@@ -67,9 +77,12 @@ class Faults:
 
     # --- state read by the server -------------------------------------------------
 
+    def is_silent(self) -> bool:
+        return self.silent_until > 0 and time.monotonic() < self.silent_until
+
     @property
     def silent(self) -> bool:
-        return self.silent_until > 0 and time.monotonic() < self.silent_until
+        return self.is_silent()
 
     @property
     def refusing(self) -> bool:
@@ -92,10 +105,10 @@ class Faults:
 
     def drop_connections(self) -> int:
         """Close every WebSocket abruptly (TCP shutdown, no close frame)."""
-        connections = self._sim.open_connections()
+        connections = self._hub.open_connections()
         for conn in connections:
             conn.drop()
-        self._sim.stats.dropped_by_fault += len(connections)
+        self._stats.dropped_by_fault += len(connections)
         return len(connections)
 
     def go_silent(self, seconds: float) -> None:
@@ -110,9 +123,9 @@ class Faults:
         if frames is None:
             raise ValueError(f"kind must be one of {', '.join(self.GARBAGE_KINDS)}")
         sent = 0
-        for conn in self._sim.open_connections():
+        for conn in self._hub.open_connections():
             sent += sum(conn.queue(text_frame(frame), (None, None)) for frame in frames)
-        self._sim.stats.garbage_sent[kind] += sent
+        self._stats.garbage_sent[kind] += sent
         return sent
 
     def fail_token(self, count: int, status: int = 500) -> None:
@@ -134,17 +147,32 @@ class Faults:
     def partial_depth_before_reload(self, market: str) -> None:
         """The next depth subscribe covering ``market`` sends a partial update
         for it before its full reload."""
-        self._sim.market(market)
+        self._market(market)
         self._partial_before_reload[market] = None
 
     def crossed_book(self, market: str) -> int:
         """Send every depth subscriber of ``market`` a partial update that puts a
         bid at the best ask (the simulator's own book stays sound, so a resync
         repairs it). Returns the number of frames sent."""
-        return self._sim.send_crossed_book(market)
+        book = self._market(market)
+        timestamp, sent = self._now(), 0
+        for conn in self._hub.open_connections():
+            for index in range(SCALE_COUNT):
+                if conn.wants("depth", (market, index)):
+                    book.activate_scale(index)
+                    data = book.crossing_update(index, timestamp)
+                    frame = text_frame(event_payload("depth", data))
+                    sent += conn.queue(frame, (DEPTH_UPDATE, None))
+        return sent
 
     def clear(self) -> None:
         """Cancel every pending or running fault."""
         self.silent_until = self.refuse_until = 0.0
         self.token_failures_left = 0
         self._partial_before_reload.clear()
+
+    def _market(self, symbol: str) -> Market:
+        market = self._markets.get(symbol)
+        if market is None:
+            raise ValueError(f"unknown market {symbol!r}")
+        return market

@@ -1,5 +1,6 @@
 """HTTP/1.1 on a gevent ``StreamServer``: REST requests (keep-alive, parsed with
-h11) and the WebSocket upgrade at ``/ws`` (then handed to ``WsConnection``).
+h11) and the WebSocket upgrade at ``/ws`` (then handed to ``WsConnection``),
+optionally inside TLS.
 
 A bad, expired or already used token is rejected on the upgrade itself with
 HTTP 401 and a JSON body; a ``refuse_connections`` fault answers the upgrade
@@ -10,18 +11,25 @@ from __future__ import annotations
 
 import socket
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from urllib.parse import parse_qs
 
 import h11
+from gevent import ssl
 from wsproto.connection import Connection, ConnectionType
 from wsproto.utilities import generate_accept_token
 
 from .connection import READ_SIZE, WsConnection
-from .rest import Reply, error_reply, html_error
+from .faults import Faults
+from .hub import Hub
+from .replies import Reply, error_reply, html_error
+from .rest import TokenStore
+from .stats import Stats
 
-if TYPE_CHECKING:
-    from .simulator import Simulator
+# (method, target, headers with lower-case names, body, peer host) -> reply
+Route = Callable[[str, str, dict[str, str], bytes, str], Reply]
+# (socket, wsproto connection, token) -> a connection ready to serve
+OpenConnection = Callable[[socket.socket, Connection, str], WsConnection]
 
 WS_PATH = "/ws"
 MAX_BODY_BYTES = 1024 * 1024
@@ -69,19 +77,61 @@ def _reset(sock: socket.socket) -> None:
     sock.close()
 
 
+def server_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A TLS server context (gevent's, so handshakes never block the hub)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except OSError as error:  # ssl.SSLError included
+        message = f"tls_cert/tls_key: cannot load {cert_file} with {key_file}: {error}"
+        raise ValueError(message) from None
+    return context
+
+
 class HttpHandler:
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
+    """The ``StreamServer`` handle: one greenlet per accepted socket."""
+
+    def __init__(
+        self,
+        *,
+        route: Route,
+        faults: Faults,
+        tokens: TokenStore,
+        hub: Hub,
+        stats: Stats,
+        open_connection: OpenConnection,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._route = route
+        self._faults = faults
+        self._tokens = tokens
+        self._hub = hub
+        self._stats = stats
+        self._open_connection = open_connection
+        self._ssl_context = ssl_context
 
     def __call__(self, sock: socket.socket, address: tuple) -> None:
-        self.sim.track_socket(sock, True)
+        self._hub.track_socket(sock, True)
         try:
+            if self._ssl_context is not None:
+                sock = self._wrap(sock, self._ssl_context)
+                sock.do_handshake()
             self._serve(sock, address[0])
-        except (OSError, h11.ProtocolError):
+        except (OSError, h11.ProtocolError):  # ssl.SSLError is an OSError
             pass
         finally:
-            self.sim.track_socket(sock, False)
+            self._hub.track_socket(sock, False)
             sock.close()
+
+    def _wrap(self, sock: socket.socket, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """TLS around ``sock`` (handshake not done yet); the wrapped socket replaces
+        it in the hub's registry, as wrapping detaches the plain one."""
+        wrapped = context.wrap_socket(
+            sock, server_side=True, do_handshake_on_connect=False
+        )
+        self._hub.track_socket(sock, False)
+        self._hub.track_socket(wrapped, True)
+        return wrapped
 
     def _serve(self, sock: socket.socket, peer_host: str) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
@@ -102,7 +152,7 @@ class HttpHandler:
             if target.partition("?")[0] == WS_PATH:
                 self._upgrade(conn, sock, method, target, headers)
                 return
-            reply = self.sim.rest.route(method, target, headers, body, peer_host)
+            reply = self._route(method, target, headers, body, peer_host)
             _send_reply(conn, sock, reply)
             if conn.our_state is h11.MUST_CLOSE:
                 return
@@ -116,7 +166,6 @@ class HttpHandler:
         target: str,
         headers: dict[str, str],
     ) -> None:
-        sim = self.sim
         key = headers.get("sec-websocket-key", "")
         is_upgrade = (
             method == "GET"
@@ -127,16 +176,17 @@ class HttpHandler:
         if not is_upgrade or headers.get("sec-websocket-version") != "13":
             _send_reply(conn, sock, error_reply(426, "websocket upgrade required"), close=True)
             return
-        if sim.faults.refusing:
-            sim.stats.connections_rejected += 1
-            if sim.faults.refuse_mode == "reset":
+        faults = self._faults
+        if faults.refusing:
+            self._stats.connections_rejected += 1
+            if faults.refuse_mode == "reset":
                 _reset(sock)
             else:
-                _send_reply(conn, sock, html_error(sim.faults.refuse_status), close=True)
+                _send_reply(conn, sock, html_error(faults.refuse_status), close=True)
             return
         token = (parse_qs(target.partition("?")[2]).get("token") or [""])[0]
-        if not sim.rest.tokens.consume(token):
-            sim.stats.connections_rejected += 1
+        if not self._tokens.consume(token):
+            self._stats.connections_rejected += 1
             _send_reply(conn, sock, error_reply(401, "invalid, expired or used token"), close=True)
             return
         accept = generate_accept_token(key.encode())
@@ -150,11 +200,11 @@ class HttpHandler:
         )
         sock.sendall(conn.send(response))
         trailing, _ = conn.trailing_data
-        ws = WsConnection(
-            sim, sock, Connection(ConnectionType.SERVER, trailing_data=trailing), token
+        ws = self._open_connection(
+            sock, Connection(ConnectionType.SERVER, trailing_data=trailing), token
         )
-        sim.register(ws)
+        self._hub.register(ws)
         try:
             ws.serve()
         finally:
-            sim.unregister(ws)
+            self._hub.unregister(ws)

@@ -80,6 +80,12 @@ def summarize(method: str | None, data: object) -> tuple | None:
     return summary(data)
 
 
+def summarize_event(channel: str, data: object, method: str | None = None) -> Record:
+    """(method, summary) record for the stats of one event frame."""
+    name = method or f"{channel}_update"
+    return name, summarize(name, data)
+
+
 def _key(parts: object) -> str:
     return "/".join(str(part) for part in parts) if isinstance(parts, tuple) else str(parts)
 
@@ -100,7 +106,9 @@ class Stats:
         self.slow_consumer_drops = 0
         self.pings = 0
         self.pongs = 0  # WebSocket pong frames received
-        self.duplicate_subscribes = 0
+        self.duplicate_subscribes = 0  # a subscribe to a channel already subscribed
+        self.subscriptions_replaced = 0  # ... that replaced the old one (repeat_subscription)
+        self.ack_failures_sent: Counter[str] = Counter()  # by channel (ack_failure_channels)
         self.requests_by_method: Counter[str] = Counter()
         self.subscribe_requests: Counter[str] = Counter()
         self.unsubscribe_requests: Counter[str] = Counter()
@@ -111,6 +119,10 @@ class Stats:
         self.garbage_sent: Counter[str] = Counter()
         self.frames_suppressed = 0
         self.blast_frames_sent = 0
+        self.replay_frames_queued = 0  # recorded frames queued for a client (replay mode)
+        self.replay_replies_skipped = 0  # recorded replies to the recorder's own requests
+        self.replay_unsubscribed_skipped = 0  # recorded updates of channels not subscribed
+        self.replays_completed = 0
         self.trades_sent: Counter[tuple] = Counter()
         self.trade_base_volume: Counter[tuple] = Counter()
         self.trade_quote_volume: Counter[tuple] = Counter()

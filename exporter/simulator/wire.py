@@ -23,6 +23,8 @@ EVENT_IDS: dict[str, int | str] = {
 }
 ALL = "all"
 SUCCESS = {"status": "success"}
+FAILURE = {"status": "failure"}
+DEPTH_UPDATE = "depth_update"
 
 ERROR_FORMAT = 1  # invalid message format
 ERROR_OTHER = 2  # any other error

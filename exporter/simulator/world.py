@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from .account import Account, Trader
+from .catalog import Catalog
 from .config import SimulatorConfig
 from .market import Event, Market, build_specs
 
@@ -21,7 +22,8 @@ class World:
         specs = build_specs(config.markets, self.rng)
         self.markets = {spec.symbol: Market(spec, self.rng, config.depth_levels) for spec in specs}
         self.symbols = list(self.markets)
-        self.currencies = sorted({code for s in specs for code in (s.base, s.quote)})
+        self.catalog = Catalog(specs)
+        self.currencies = self.catalog.currencies
         self.account = Account()
         self.trader = Trader(self.account, self.markets, self.rng, timestamp)
 

@@ -218,13 +218,13 @@ def test_rejected_channel_is_counted_and_the_others_keep_the_connection(monitore
 def test_duplicate_subscription_rejected_by_the_exchange_keeps_the_connection(
         monitored, monkeypatch):
     h = monitored()
-    register = h.sim.register
+    register = h.sim.hub.register
 
     def with_a_stale_trade_subscription(conn):  # as if the exchange kept an old one
         conn.subs["trade"] = ALL
         register(conn)
 
-    monkeypatch.setattr(h.sim, "register", with_a_stale_trade_subscription)
+    monkeypatch.setattr(h.sim.hub, "register", with_a_stale_trade_subscription)
     h.sim.faults.drop_connections()
     h.wait_connected(connects=2)
     assert h.sim.stats.duplicate_subscribes == 1

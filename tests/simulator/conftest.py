@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime
 import hashlib
+import ipaddress
 import json
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import gevent
 import orjson
 import pytest
 import requests
@@ -15,6 +24,7 @@ import websocket
 
 from exporter.simulator import Simulator, SimulatorConfig
 
+REPO = Path(__file__).resolve().parents[2]
 WS_TIMEOUT = 3.0
 HTTP_TIMEOUT = 3.0
 TOKEN_PATH = "/v2/user-api/exchange/account/web-socket/token"
@@ -22,6 +32,18 @@ GOLDEN_PATH = Path(__file__).parent.parent / "fixtures" / "golden_frames.json"
 PUBLIC = ("lastprice", "ticker", "depth", "trade")
 PRIVATE = ("order", "balance", "deal")
 CHANNELS = PUBLIC + PRIVATE
+
+
+def apply_levels(book: dict[str, dict[Decimal, Decimal]], data: dict) -> None:
+    """Apply a depth_update leniently (no checks): what a naive client does."""
+    if data["full_reload"]:
+        book["asks"], book["bids"] = {}, {}
+    for side in ("asks", "bids"):
+        for price, quantity in data[side]:
+            if quantity == "0":
+                book[side].pop(Decimal(price), None)
+            else:
+                book[side][Decimal(price)] = Decimal(quantity)
 
 
 def golden() -> dict:
@@ -48,8 +70,8 @@ def get(
     return requests.get(sim.base_url + path, headers=all_headers, timeout=HTTP_TIMEOUT, **kwargs)
 
 
-def get_token(sim: Simulator) -> str:
-    response = get(sim, TOKEN_PATH, signed=True)
+def get_token(sim: Simulator, **kwargs: object) -> str:
+    response = get(sim, TOKEN_PATH, signed=True, **kwargs)
     assert response.status_code == 200, response.text
     return response.json()["token"]
 
@@ -57,10 +79,13 @@ def get_token(sim: Simulator) -> str:
 class Client:
     """A websocket-client connection with request/response helpers."""
 
-    def __init__(self, sim: Simulator, token: str | None = None) -> None:
+    def __init__(self, sim: Simulator, token: str | None = None, **options: object) -> None:
         self.token = token or get_token(sim)
         self.ws = websocket.create_connection(
-            f"{sim.ws_url}?token={self.token}", timeout=WS_TIMEOUT, skip_utf8_validation=True
+            f"{sim.ws_url}?token={self.token}",
+            timeout=WS_TIMEOUT,
+            skip_utf8_validation=True,
+            **options,
         )
         self.next_id = 100
         self.skipped: list[dict] = []
@@ -148,3 +173,95 @@ def connect() -> Iterator[Callable[..., Client]]:
     yield open_client
     for client in clients:
         client.close()
+
+
+def _self_signed_with_cryptography(cert: Path, key: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private_key, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _self_signed_with_openssl(cert: Path, key: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("neither the cryptography package nor openssl is available")
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert),
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> tuple[str, str]:
+    """A fresh self-signed certificate for 127.0.0.1/localhost: (cert PEM, key PEM)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    try:
+        _self_signed_with_cryptography(cert, key)
+    except ImportError:
+        _self_signed_with_openssl(cert, key)
+    return str(cert), str(key)
+
+
+@contextlib.contextmanager
+def simulate_process(
+    *argv: str, command: tuple[str, ...] = ("exporter", "simulate")
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python -m exporter simulate --listen 127.0.0.1:0 *argv`` in a child process
+    and its first output line; killed (if still running) and reaped afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command, "--listen", "127.0.0.1:0", *argv],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
+    )  # fmt: skip
+    try:
+        with gevent.Timeout(15):
+            line = process.stdout.readline()
+        yield process, line
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def process_urls(line: str) -> tuple[str, str]:
+    """(REST base URL, WebSocket URL) from the simulator's start-up line."""
+    match = re.search(r"REST (http://127\.0\.0\.1:\d+) WebSocket (ws://\S+)", line)
+    assert match, line
+    return match.group(1), match.group(2)
+
+
+def open_process_ws(line: str) -> websocket.WebSocket:
+    """A WebSocket to a simulator child process, with a token of the demo user."""
+    base_url, ws_url = process_urls(line)
+    headers = signed_headers("demo-user", "demo-api-key")
+    response = requests.get(base_url + TOKEN_PATH, headers=headers, timeout=HTTP_TIMEOUT)
+    return websocket.create_connection(f"{ws_url}?token={response.json()['token']}", timeout=5)

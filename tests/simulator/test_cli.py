@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import re
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import gevent
 import orjson
@@ -17,9 +13,7 @@ import websocket
 
 from exporter.simulator import cli
 
-from .conftest import HTTP_TIMEOUT, TOKEN_PATH, signed_headers
-
-REPO = Path(__file__).resolve().parents[2]
+from .conftest import HTTP_TIMEOUT, open_process_ws, process_urls, simulate_process
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -38,6 +32,31 @@ def test_defaults_and_listen_parsing() -> None:
             cli.parse_listen(bad)
 
 
+def test_switch_flags_make_the_config(tmp_path) -> None:
+    defaults = cli.config_from_args(parse())
+    assert defaults.depth_scales == (0,) and defaults.ack_failure_channels == ()
+    assert not defaults.pong_id_zero and defaults.repeat_subscription == "reject"
+    assert defaults.tls_cert is None and defaults.replay is None and defaults.replay_speed == 1
+    config = cli.config_from_args(
+        parse("--depth-scales", "0,2", "--ack-failure", "trade,deal", "--pong-id-zero",
+              "--repeat-subscription", "replace", "--tls-cert", "c.pem", "--tls-key", "k.pem",
+              "--replay", "s.jsonl", "--speed", "max")
+    )  # fmt: skip
+    assert config.depth_scales == (0, 2) and config.ack_failure_channels == ("trade", "deal")
+    assert config.pong_id_zero and config.repeat_subscription == "replace"
+    assert (config.tls_cert, config.tls_key) == ("c.pem", "k.pem")
+    assert (config.replay, config.replay_speed) == ("s.jsonl", 0.0)
+    assert parse("--speed", "2.5").speed == 2.5
+    for flag, bad in (("--depth-scales", "a"), ("--ack-failure", "candles"), ("--speed", "-1"),
+                      ("--repeat-subscription", "keep")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            parse(flag, bad)
+    assert cli.run(parse("--listen", "127.0.0.1:0", "--depth-scales", "7")) == 2
+    assert cli.run(parse("--listen", "127.0.0.1:0", "--tls-cert", "c.pem")) == 2
+    missing = str(tmp_path / "missing.jsonl")
+    assert cli.run(parse("--listen", "127.0.0.1:0", "--replay", missing)) == 2
+
+
 def test_fault_and_stats_commands(start_sim, capsys) -> None:
     sim = start_sim(autogen=False)
     target = ("--target", sim.base_url)
@@ -53,27 +72,25 @@ def test_fault_and_stats_commands(start_sim, capsys) -> None:
 
 
 def test_simulate_subprocess_serves_and_stops_on_sigterm() -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "exporter.simulator", "--listen", "127.0.0.1:0",
-         "--markets", "2", "--rate", "50", "--seed", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, text=True,
-    )  # fmt: skip
-    try:
-        with gevent.Timeout(15):
-            line = process.stdout.readline()
-        match = re.search(r"REST (http://127\.0\.0\.1:\d+) WebSocket (ws://\S+)", line)
-        assert match, line
-        base_url, ws_url = match.groups()
+    switches = ("--pong-id-zero", "--repeat-subscription", "replace", "--ack-failure", "deal")
+    argv = ("--markets", "2", "--rate", "50", "--seed", "3", *switches)
+    with simulate_process(*argv, command=("exporter.simulator",)) as (process, line):
+        base_url, _ = process_urls(line)
         assert "userId=demo-user" in line and "apiKey=demo-api-key" in line
         markets = requests.get(f"{base_url}/v1/exchange/market", timeout=HTTP_TIMEOUT).json()
         assert [m["symbol"] for m in markets["result"]] == ["BTC_USDT", "ETH_USDT"]
-        headers = signed_headers("demo-user", "demo-api-key")
-        token = requests.get(base_url + TOKEN_PATH, headers=headers, timeout=HTTP_TIMEOUT).json()[
-            "token"
-        ]
-        ws = websocket.create_connection(f"{ws_url}?token={token}", timeout=5)
-        ws.send('{"id": 1, "method": "trade_subscribe", "params": ["all"]}')
-        assert orjson.loads(ws.recv())["data"] == {"status": "success"}
+        ws = open_process_ws(line)
+        ws.send('{"id": 1, "method": "deal_subscribe", "params": ["all"]}')
+        assert orjson.loads(ws.recv()) == {"id": 1, "data": {"status": "failure"}, "error": None}
+        ws.send('{"id": 2, "method": "ping", "params": []}')
+        assert orjson.loads(ws.recv())["id"] == 0
+        for request_id in (3, 4):  # the second replaces the first
+            ws.send(f'{{"id": {request_id}, "method": "trade_subscribe", "params": ["all"]}}')
+            ack = next(
+                reply for reply in (orjson.loads(ws.recv()) for _ in range(10_000))
+                if reply["id"] == request_id
+            )  # fmt: skip
+            assert ack["data"] == {"status": "success"}
         process.send_signal(signal.SIGTERM)
         with gevent.Timeout(15):
             assert process.wait() == 0
@@ -84,9 +101,3 @@ def test_simulate_subprocess_serves_and_stops_on_sigterm() -> None:
                 closing = int.from_bytes(data[:2], "big")
                 break
         assert closing == 1001
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()

@@ -10,7 +10,7 @@ import pytest
 import requests
 import websocket
 
-from .conftest import HTTP_TIMEOUT, TOKEN_PATH, get, get_token
+from .conftest import HTTP_TIMEOUT, TOKEN_PATH, apply_levels, get, get_token
 
 WAIT_STEPS = 100  # bounded polling: WAIT_STEPS x 0.05 s
 
@@ -111,15 +111,7 @@ def test_refuse_connections(start_sim, connect, mode: str) -> None:
 def depth_book(frames: list[dict]) -> dict[str, dict[Decimal, Decimal]]:
     book: dict[str, dict[Decimal, Decimal]] = {"asks": {}, "bids": {}}
     for frame in frames:
-        data = frame["data"]
-        if data["full_reload"]:
-            book = {"asks": {}, "bids": {}}
-        for side in ("asks", "bids"):
-            for price, quantity in data[side]:
-                if quantity == "0":
-                    book[side].pop(Decimal(price), None)
-                else:
-                    book[side][Decimal(price)] = Decimal(quantity)
+        apply_levels(book, frame["data"])
     return book
 
 
@@ -194,7 +186,7 @@ def test_control_endpoints(start_sim, connect) -> None:
 
 def test_control_endpoints_are_loopback_only(start_sim) -> None:
     sim = start_sim(autogen=False)
-    refused = sim.rest.route("POST", "/_sim/faults/drop_connections", {}, b"", "192.0.2.7")
+    refused = sim.control.route("POST", "/_sim/faults/drop_connections", {}, b"", "192.0.2.7")
     assert refused.status == 403
-    allowed = sim.rest.route("POST", "/_sim/faults/drop_connections", {}, b"", "::1")
+    allowed = sim.control.route("POST", "/_sim/faults/drop_connections", {}, b"", "::1")
     assert allowed.status == 200
