@@ -19,7 +19,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import http
-from exporter.http import make_app, make_server, parse_listen_address
+from exporter.http import make_app, make_guard, make_server, parse_listen_address
+from exporter.httpguard import TIMED_OUT, HttpLimits
 from exporter.webconfig import load_web_config
 from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
@@ -44,8 +45,8 @@ class FakeHealth:
 
 
 @contextlib.contextmanager
-def serving(app, web_config=None):
-    server = make_server("127.0.0.1:0", app, web_config)
+def serving(app, web_config=None, guard=None):
+    server = make_server("127.0.0.1:0", app, web_config, guard=guard)
     server.start()
     scheme = "https" if web_config is not None and web_config.tls_enabled else "http"
     try:
@@ -78,6 +79,10 @@ def health():
 def base_url(registry, trades, health):
     with serving(make_app(registry, health, version="1.2.3")) as url:
         yield url
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -409,11 +414,12 @@ def test_a_broken_rotation_keeps_the_previous_certificate(tmp_path, registry, he
 # --- connections and listen addresses ------------------------------------------------------
 
 
-def test_idle_connections_are_closed(monkeypatch, base_url):
-    monkeypatch.setattr(http, "CONNECTION_TIMEOUT_SECONDS", 0.2)
-    port = int(base_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+def test_a_silent_connection_is_closed_at_the_header_deadline(registry, health):
+    guard = make_guard(HttpLimits(read_header_timeout=0.2))
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
         assert client.recv(1) == b""  # closed by the server, not by our timeout
+    assert guard.events == {(TIMED_OUT, "headers"): 1}
 
 
 def test_scrapes_keep_working_while_another_client_is_idle(base_url):
