@@ -17,6 +17,13 @@ beyond "up" or "not ready, because...". Unknown paths answer 401 before 404, so
 an unauthenticated client learns nothing about the routes. Credentials and the
 Authorization header are never logged; the header is removed from the request
 environment once checked.
+
+The port cannot starve the exporter: every connection is admitted, timed and,
+when needed, closed by a ``ConnectionGuard`` (``exporter.httpguard``: connection
+and request limits, header, write and idle deadlines), whose connection limit is
+capped by the open-files budget (``exporter.descriptors``). Clients never cause a
+log line or traceback per connection: what the guard does is counted on the
+exporter's metrics and summarised in one rate-limited line.
 """
 
 from __future__ import annotations
