@@ -21,9 +21,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import http
-from exporter.http import make_app, make_guard, make_server, parse_listen_address
+from exporter.descriptors import plan
+from exporter.http import http_limits, make_app, make_guard, make_server, parse_listen_address
 from exporter.httpguard import TIMED_OUT, HttpLimits
 from exporter.metrics import Metrics
+from exporter.settings import ConfigError, Settings, load_settings
 from exporter.webconfig import load_web_config
 from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
@@ -681,3 +683,24 @@ def test_out_of_descriptors_accept_is_counted_paused_and_recovers(registry, heal
     refused = guard.events[("refused", "descriptors")]
     assert 1 <= refused <= 0.3 / http.ACCEPT_PAUSE_SECONDS + 1
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_options_become_limits_capped_by_the_descriptor_budget(caplog):
+    settings = Settings(demo=True, web_max_requests=0, web_max_connections=1000,
+                        web_read_header_timeout=2, web_write_timeout=9, web_idle_timeout=3)
+    budget = plan(512, in_use=20)
+    with caplog.at_level(logging.INFO):
+        limits = http_limits(settings, budget)
+    assert limits == HttpLimits(max_requests=0, max_connections=budget.http_connections,
+                                read_header_timeout=2, write_timeout=9, idle_timeout=3)
+    assert f"HTTP limits: {budget.http_connections} connections (open-files limit 512" \
+        in caplog.text
+    assert http_limits(Settings(demo=True), budget).max_connections == 256
+
+
+@pytest.mark.parametrize("option", ["web_max_requests", "web_max_connections"])
+def test_negative_limits_are_refused_naming_the_option(monkeypatch, option):
+    monkeypatch.setenv(f"CRYPTOMUS_{option.upper()}", "-1")
+    monkeypatch.setenv("CRYPTOMUS_DEMO", "true")
+    with pytest.raises(ConfigError, match=f"CRYPTOMUS_{option.upper()}"):
+        load_settings()
