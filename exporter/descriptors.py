@@ -25,9 +25,10 @@ log = logging.getLogger(__name__)
 # resolver threads (a socket each), certificate and /proc reads (ProcessCollector
 # lists /proc/self/fd), with room to spare.
 EXCHANGE_RESERVE = 64
-# An accepted connection holds a descriptor for a moment before it is refused or
-# makes room by closing the oldest waiting one.
-ACCEPT_HEADROOM = 1
+# Connections accepted in one batch hold a descriptor each for a moment before they
+# are refused or the connections closed to make room for them give theirs back; the
+# HTTP server accepts at most this many per batch.
+ACCEPT_HEADROOM = 16
 # Below this the HTTP side would be useless; warn, but still serve a few.
 MIN_HTTP_CONNECTIONS = 4
 # When the hard limit is "unlimited", raise the soft limit this far at most (Linux
