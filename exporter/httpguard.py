@@ -40,6 +40,9 @@ REJECT_REASONS = (REJECT_MAX_REQUESTS, REJECT_AUTH_QUEUE, REJECT_BAD_REQUEST)
 EVICTABLE_PHASES = (HEADERS, IDLE)
 
 REFUSED, TIMED_OUT, EVICTED, REJECTED = "refused", "timed_out", "evicted", "rejected"
+# Counted, but no sign of pressure: Prometheus scraping less often than the idle
+# timeout leaves one such connection per scrape.
+ROUTINE_EVENTS = frozenset({(TIMED_OUT, TIMEOUT_PHASES[IDLE])})
 # Under attack, one summary line per this many seconds at most (the first at once).
 SUMMARY_INTERVAL = 30.0
 
@@ -193,12 +196,15 @@ class ConnectionGuard:
 
     def report(self) -> str | None:
         """A summary of what happened since the last one, at most once per
-        SUMMARY_INTERVAL (the first at once); None when there is nothing to say yet."""
+        SUMMARY_INTERVAL (the first at once); None when there is nothing to say yet.
+        Idle keep-alive connections timing out are routine and never start a report."""
         now = self._clock()
-        if now < self._next_report or self.events == self._reported:
+        pressure = Counter({key: n for key, n in self.events.items()
+                            if key not in ROUTINE_EVENTS})
+        if now < self._next_report or pressure == self._reported:
             return None
-        delta = self.events - self._reported
-        self._reported = self.events.copy()
+        delta = pressure - self._reported
+        self._reported = pressure
         self._next_report = now + SUMMARY_INTERVAL
         return summary_line(delta, len(self._open), self.limits)
 

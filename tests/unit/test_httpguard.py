@@ -139,6 +139,23 @@ def test_the_summary_comes_at_once_then_at_most_once_per_interval(clock):
     assert guard.report() is None  # nothing new
 
 
+def test_idle_timeouts_are_routine_and_start_no_report(clock):
+    guard = guard_with(clock, [], idle_timeout=1)
+    for name in "ab":
+        connection = guard.admit(name)
+        guard.headers_done(connection)
+        guard.request_done(connection)
+    clock.now += 1
+    assert guard.expire() == 2
+    assert guard.events == {(TIMED_OUT, "idle"): 2}
+    assert guard.report() is None
+    guard.admit("c")
+    clock.now += 10
+    guard.expire()
+    assert guard.report().startswith(
+        "HTTP port under pressure, since the last report: 1 timed out (headers 1);")
+
+
 def test_close_all_closes_every_open_connection(clock):
     closed: list = []
     guard = guard_with(clock, closed)
