@@ -204,7 +204,7 @@ def test_half_open_crowd_cannot_starve_the_exporter(tmp_path, kind):
 
     closed_times = sorted(crowd.closed_at.values())
     held = len(crowd.clients)
-    share_closed = len(closed_times) / held
+    share_closed = len(closed_times) / max(held, 1)
     ninety = closed_times[int(CLOSED_SHARE * held) - 1] if share_closed >= CLOSED_SHARE else None
     refused = {reason: metric(during, "http_connections_refused_total", reason=reason)
                for reason in ("limit", "descriptors")}
