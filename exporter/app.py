@@ -17,9 +17,10 @@ from pydantic import SecretStr
 
 from . import __version__
 from .backoff import Backoff
+from .descriptors import apply_descriptor_budget
 from .handlers import ERROR_REASONS, BookCollector, Handlers
 from .health import Health
-from .http import make_app, make_server
+from .http import http_limits, make_app, make_guard, make_server
 from .logs import Redactor, install_crash_redaction
 from .metrics import Metrics
 from .rest import RestClient, sign
@@ -90,10 +91,12 @@ class Exporter:
         )
         web_config = load_web_config(str(settings.web_config_file)) \
             if settings.web_config_file else None
+        guard = make_guard(http_limits(settings, apply_descriptor_budget()), self.metrics)
         self.server = make_server(
             settings.listen_address,
-            make_app(self.registry, self.health, web_config, version=__version__),
+            make_app(self.registry, self.health, web_config, version=__version__, guard=guard),
             web_config,
+            guard=guard,
         )
 
     def _start_demo_simulator(self, settings: Settings) -> Settings:

@@ -17,11 +17,19 @@ beyond "up" or "not ready, because...". Unknown paths answer 401 before 404, so
 an unauthenticated client learns nothing about the routes. Credentials and the
 Authorization header are never logged; the header is removed from the request
 environment once checked.
+
+The port cannot starve the exporter: every connection is admitted, timed and,
+when needed, closed by a ``ConnectionGuard`` (``exporter.httpguard``: connection
+and request limits, header, write and idle deadlines), whose connection limit is
+capped by the open-files budget (``exporter.descriptors``). Clients never cause a
+log line or traceback per connection: what the guard does is counted on the
+exporter's metrics and summarised in one rate-limited line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import html
 import logging
 import os
@@ -35,10 +43,29 @@ from urllib.parse import parse_qs
 import gevent
 import gevent.lock
 import gevent.socket
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import CollectorRegistry
 
+from exporter.descriptors import ACCEPT_HEADROOM, DescriptorBudget, http_connection_limit
 from exporter.exposition import Exposition, metrics_response
+from exporter.httpguard import (
+    EVICTABLE_PHASES,
+    EVICTED,
+    REFUSE_REASONS,
+    REFUSED,
+    REJECT_AUTH_QUEUE,
+    REJECT_BAD_REQUEST,
+    REJECT_REASONS,
+    REJECTED,
+    TIMED_OUT,
+    TIMEOUT_PHASES,
+    Connection,
+    ConnectionGuard,
+    HttpLimits,
+    MetricsSink,
+)
+from exporter.metrics import Metrics
+from exporter.settings import Settings
 from exporter.webconfig import WebConfig
 
 logger = logging.getLogger(__name__)
@@ -49,10 +76,15 @@ NAME = "cryptomus-exporter"
 REALM = NAME
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 ALLOWED_METHODS = ("GET", "HEAD")
-# Closes idle keep-alive connections and stalled clients (a TLS handshake or a
-# request that never completes), so they cannot pile up. Prometheus reconnects.
-CONNECTION_TIMEOUT_SECONDS = 60.0
-LISTEN_BACKLOG = 128
+# Connections waiting in the kernel's accept queue hold none of our descriptors; a
+# deep queue spares a scraper SYN retransmissions (1 s, then 3 s) during a flood.
+LISTEN_BACKLOG = 1024
+# Beyond the guard's deadlines, a per-operation socket timeout as a last resort.
+BACKSTOP_SLACK_SECONDS = 5.0
+# accept() failing for lack of descriptors or memory: pause accepting this long.
+ACCEPT_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_TRANSIENT = frozenset({errno.ECONNABORTED, errno.EPROTO, errno.EPERM})
+ACCEPT_PAUSE_SECONDS = 0.1
 
 Response = tuple[str, list[tuple[str, str]], bytes]
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -125,18 +157,32 @@ def _metrics_route(registry: CollectorRegistry) -> Callable[[dict[str, Any]], Re
     return metrics
 
 
-def _bcrypt_off_hub() -> Callable[..., Any]:
-    """Run bcrypt on gevent's thread pool, one at a time.
+class AuthQueueFull(Exception):
+    """Too many basic-auth checks are already waiting for bcrypt."""
+
+
+def _bcrypt_off_hub(max_waiting: int = HttpLimits.max_auth_queue) -> Callable[..., Any]:
+    """Run bcrypt on gevent's thread pool, one at a time, with a bounded queue.
 
     bcrypt takes 50-250 ms and releases the GIL: on a thread the hub (and the
     WebSocket reader) keeps running; one at a time, like exporter-toolkit, so a
-    password-guessing client costs at most one core.
+    password-guessing client costs at most one core. With *max_waiting* checks
+    already queued behind the running one, the next raises AuthQueueFull at once
+    (the request gets a 503) instead of queueing without bound.
     """
     one_at_a_time = gevent.lock.BoundedSemaphore(1)
+    pending = 0
 
     def run(function: Callable[..., T], *args: Any) -> T:
-        with one_at_a_time:
-            return gevent.get_hub().threadpool.apply(function, args)
+        nonlocal pending
+        if pending > max_waiting:
+            raise AuthQueueFull
+        pending += 1
+        try:
+            with one_at_a_time:
+                return gevent.get_hub().threadpool.apply(function, args)
+        finally:
+            pending -= 1
 
     return run
 
@@ -147,8 +193,12 @@ def make_app(
     web_config: WebConfig | None = None,
     *,
     version: str,
+    guard: ConnectionGuard | None = None,
 ) -> WSGIApp:
-    """The exporter's WSGI application (see the module docstring for the routes)."""
+    """The exporter's WSGI application (see the module docstring for the routes).
+
+    *guard* (the server's) bounds the bcrypt queue and counts what it rejects.
+    """
     index = _index_page(version)
     routes: dict[str, Callable[[dict[str, Any]], Response]] = {
         "/": lambda environ: index,
@@ -158,7 +208,8 @@ def make_app(
     }
     extra_headers = list(web_config.headers.items()) if web_config else []
     auth_enabled = web_config is not None and web_config.auth_enabled
-    run_bcrypt = _bcrypt_off_hub()
+    run_bcrypt = _bcrypt_off_hub(guard.limits.max_auth_queue if guard is not None else
+                                 HttpLimits.max_auth_queue)
 
     def authorized(authorization: str | None) -> bool:
         return web_config is None or web_config.check_basic_auth(
@@ -168,7 +219,16 @@ def make_app(
     def respond(environ: dict[str, Any]) -> Response:
         path = environ.get("PATH_INFO") or "/"
         authorization = environ.pop("HTTP_AUTHORIZATION", None)
-        if auth_enabled and path not in PROBE_PATHS and not authorized(authorization):
+        try:
+            denied = auth_enabled and path not in PROBE_PATHS and not authorized(authorization)
+        except AuthQueueFull:
+            if guard is not None:
+                guard.rejected(REJECT_AUTH_QUEUE)
+            status, headers, body = _text("503 Service Unavailable",
+                                          "Too many authentication attempts, try again later.")
+            headers.append(("Retry-After", "1"))
+            return status, headers, body
+        if denied:
             status, headers, body = _text("401 Unauthorized", "Unauthorized")
             headers.append(("WWW-Authenticate", f'Basic realm="{REALM}"'))
             return status, headers, body
@@ -243,34 +303,227 @@ class _CertificateReloader:
         return self._context
 
 
+class _GuardedHandler(WSGIHandler):
+    """pywsgi's handler, reporting each phase to the guard and quiet about clients.
+
+    Nothing a client does produces a traceback or a log line per connection:
+    malformed requests are counted (``bad_request``) and logged at debug level;
+    sockets the guard closed, or the client reset, end the connection silently.
+    """
+
+    connection: Connection
+    server: _ExporterServer
+
+    def read_request(self, raw_requestline: str) -> bool:
+        if self.connection.closing:
+            raise _ClosedByGuard
+        parsed = super().read_request(raw_requestline)
+        if self.connection.closing:  # the headers "ended" because the guard closed the socket
+            raise _ClosedByGuard
+        self.server.guard.headers_done(self.connection)
+        return parsed
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if result is True:
+            self.server.guard.request_done(self.connection)
+        return result
+
+    def handle_one_response(self) -> None:
+        guard = self.server.guard
+        if not guard.begin_request():
+            self.application = _too_many_requests(guard.limits.max_requests)
+            super().handle_one_response()
+            return
+        try:
+            super().handle_one_response()
+        finally:
+            guard.end_request()
+
+    def _handle_client_error(self, ex: BaseException) -> Any:
+        if isinstance(ex, _ClosedByGuard) or self.connection.closing:
+            return None
+        if isinstance(ex, OSError):  # the client went away mid-request
+            return None
+        self.server.guard.rejected(REJECT_BAD_REQUEST)
+        logger.debug("bad request from %s: %s", self.client_address, type(ex).__name__)
+        return ("400", BAD_REQUEST_RESPONSE)
+
+    def handle_error(self, t: Any, v: Any, tb: Any) -> None:
+        if self.connection.closing or isinstance(v, OSError):
+            self.close_connection = True
+            return
+        super().handle_error(t, v, tb)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except OSError as error:  # e.g. the 400 answer to a client that already left
+            logger.debug("connection from %s ended: %s", self.client_address, error)
+
+
+class _ClosedByGuard(ValueError):
+    """The guard closed the connection while its request was being read."""
+
+
+BAD_REQUEST_RESPONSE = (b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"
+                        b"Content-Length: 0\r\n\r\n")
+
+
+def _too_many_requests(limit: int) -> WSGIApp:
+    body = f"Too many concurrent requests (limit {limit}), try again later.\n".encode()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("503 Service Unavailable", [
+            ("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body))),
+            ("Retry-After", "1")])
+        return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+
+    return app
+
+
+class _MetricsSink(MetricsSink):
+    """The guard's counts on the exporter's own metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._counters = {
+            REFUSED: metrics.http_connections_refused_total,
+            TIMED_OUT: metrics.http_connections_timed_out_total,
+            EVICTED: metrics.http_connections_evicted_total,
+            REJECTED: metrics.http_requests_rejected_total,
+        }
+        self._open = metrics.http_connections_open
+        self._limit = metrics.http_connections_limit
+        for labels, counter in ((REFUSE_REASONS, REFUSED),
+                                (tuple(TIMEOUT_PHASES.values()), TIMED_OUT),
+                                (EVICTABLE_PHASES, EVICTED), (REJECT_REASONS, REJECTED)):
+            for label in labels:  # every series at 0, so increase() sees the first one
+                self._counters[counter].labels(label)
+
+    def count(self, event: str, label: str) -> None:
+        self._counters[event].labels(label).inc()
+
+    def connections(self, open_now: int, limit: int) -> None:
+        self._open.set(open_now)
+        self._limit.set(limit)
+
+
+def _shutdown(sock: Any) -> None:
+    """Wake whatever greenlet waits on *sock* and end the TCP connection.
+
+    gevent's own socket shutdown (not SSLSocket's, which would drop the TLS state
+    under a greenlet still using it): a greenlet blocked on the socket gets an
+    error at once; its handler then closes the descriptor.
+    """
+    with contextlib.suppress(OSError):
+        gevent.socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
 class _ExporterServer(WSGIServer):
-    """pywsgi with connection timeouts, quiet TLS handshake failures and cert reload."""
+    """pywsgi under the connection guard: limits, deadlines, quiet failures, cert reload.
 
+    Connections are admitted (or refused) at accept time, so the TLS handshake is
+    inside the header deadline. A greenlet checks the deadlines every
+    ``limits.tick`` seconds and writes the rate-limited summary line.
+    """
+
+    handler_class = _GuardedHandler
+    # Accept a few connections per loop iteration: a connection closed to make room
+    # gives its descriptor back when its greenlet next runs, so this bounds how far
+    # the descriptors in use can run past the limit.
+    max_accept = ACCEPT_HEADROOM
     certificates: _CertificateReloader | None = None
+    guard: ConnectionGuard
+    _deadline_watch: gevent.Greenlet | None = None
 
-    def handle(self, sock: socket.socket, address: Any) -> None:
-        sock.settimeout(CONNECTION_TIMEOUT_SECONDS)
+    def start(self) -> None:
+        super().start()
+        self._deadline_watch = gevent.spawn(self._watch)
+
+    def stop(self, timeout: float | None = None) -> None:
+        if self._deadline_watch is not None:
+            self._deadline_watch.kill()
+            self._deadline_watch = None
+        super().stop(timeout)
+        self.guard.close_all()
+
+    def _watch(self) -> None:
+        while True:
+            gevent.sleep(self.guard.limits.tick)
+            self.guard.expire()
+            line = self.guard.report()
+            if line is not None:
+                logger.warning("%s", line)
+
+    def do_read(self) -> Any:
+        try:
+            return super().do_read()
+        except OSError as error:
+            if error.errno in ACCEPT_OUT_OF_RESOURCES:
+                # Out of descriptors (or memory): count it and pause accepting, instead
+                # of gevent's traceback per failed accept and a busy loop.
+                self.guard.refused_for_descriptors()
+                self.stop_accepting()
+                gevent.spawn_later(ACCEPT_PAUSE_SECONDS, self._resume_accepting)
+                return None
+            if error.errno in ACCEPT_TRANSIENT:  # the client gave up before accept
+                return None
+            raise
+
+    def _resume_accepting(self) -> None:
+        if self.started:
+            self.start_accepting()
+
+    def do_handle(self, sock: Any, address: Any) -> None:
+        connection = self.guard.admit(sock)
+        if connection is None:
+            with contextlib.suppress(OSError):
+                sock.close()
+            return
+        gevent.spawn(self._serve, sock, address, connection)
+
+    def _serve(self, sock: Any, address: Any, connection: Connection) -> None:
+        # A backstop only: the guard's deadlines close the connection much earlier.
+        sock.settimeout(self.guard.limits.tick + max(
+            self.guard.limits.read_header_timeout, self.guard.limits.write_timeout,
+            self.guard.limits.idle_timeout) + BACKSTOP_SLACK_SECONDS)
         # A response goes out in two writes (headers, body): without NODELAY a kept-alive
         # client's delayed ACK holds the body back by about 40 ms.
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().handle(sock, address)
-
-    def wrap_socket_and_handle(self, client_socket: socket.socket, address: Any) -> None:
-        assert self.certificates is not None
-        client_socket.settimeout(CONNECTION_TIMEOUT_SECONDS)
+        served = sock
         try:
-            tls_socket = self.certificates.current().wrap_socket(client_socket, server_side=True)
-        except (ssl.SSLError, OSError) as error:
-            # Scanners, plain-HTTP clients, clients without a valid certificate:
-            # not worth a traceback per connection.
-            logger.debug("TLS handshake with %s failed: %s", address, error)
-            client_socket.close()
-            return
-        try:
-            self.handle(tls_socket, address)
+            if self.certificates is not None:
+                served = self._handshake(sock, address, connection)
+            if served is not None and not connection.closing:
+                handler = self.handler_class(served, address, self)
+                handler.connection = connection
+                handler.handle()
         finally:
+            self.guard.release(connection)
+            for opened in {id(sock): sock, id(served): served}.values():
+                if opened is not None:
+                    with contextlib.suppress(OSError):
+                        opened.close()
+
+    def _handshake(self, sock: Any, address: Any, connection: Connection) -> Any:
+        assert self.certificates is not None
+        try:
+            tls_socket = self.certificates.current().wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False)
+        except (ssl.SSLError, OSError) as error:
+            logger.debug("TLS set-up for %s failed: %s", address, error)
+            return None
+        connection.sock = tls_socket  # the guard closes this one from now on
+        try:
+            tls_socket.do_handshake()
+        except (ssl.SSLError, OSError) as error:
+            # Scanners, plain-HTTP clients, clients without a valid certificate, and
+            # handshakes the guard cut off: not worth a traceback per connection.
+            logger.debug("TLS handshake with %s failed: %s", address, error)
             tls_socket.close()
+            return None
+        return tls_socket
 
 
 def _bound_socket(family: int, address: tuple[Any, ...], dualstack: bool = False) -> Any:
@@ -304,25 +557,53 @@ def _listener(listen_address: str) -> Any:
     return _bound_socket(family, address)
 
 
+def http_limits(settings: Settings, budget: DescriptorBudget) -> HttpLimits:
+    """The limits from the options, the connection limit capped by the descriptor budget."""
+    limits = HttpLimits(
+        max_requests=settings.web_max_requests,
+        max_connections=http_connection_limit(settings.web_max_connections, budget),
+        read_header_timeout=settings.web_read_header_timeout,
+        write_timeout=settings.web_write_timeout,
+        idle_timeout=settings.web_idle_timeout,
+    )
+    logger.info("HTTP limits: %d connections (open-files limit %d, %d in use, %d reserved for "
+                "the exchange), %s requests at once", limits.max_connections, budget.soft_limit,
+                budget.in_use, budget.reserve, limits.max_requests or "unlimited")
+    return limits
+
+
+def make_guard(limits: HttpLimits | None = None, metrics: Metrics | None = None
+               ) -> ConnectionGuard:
+    """The connection guard a server and its app share; counts on *metrics* if given."""
+    return ConnectionGuard(limits or HttpLimits(), _shutdown,
+                           sink=_MetricsSink(metrics) if metrics is not None else None)
+
+
 def make_server(
-    listen_address: str, app: WSGIApp, web_config: WebConfig | None = None
+    listen_address: str,
+    app: WSGIApp,
+    web_config: WebConfig | None = None,
+    *,
+    guard: ConnectionGuard | None = None,
 ) -> WSGIServer:
     """A pywsgi server bound to *listen_address*, not yet started.
 
     The socket is bound here, so a busy port fails now and ``server.address``
     already holds the real port when ``:0`` was asked for. Serves HTTPS when the
-    web config has TLS. No per-request access log.
+    web config has TLS. No per-request access log. *guard* (see ``make_guard``)
+    holds the limits; the default one has the default limits and no metrics.
     """
     listener = _listener(listen_address)
     try:
         if web_config is not None and web_config.tls_enabled:
             certificates = _CertificateReloader(web_config)
-            server = _ExporterServer(
-                listener, app, log=None, error_log=logger, ssl_context=certificates.current()
-            )
+            # ssl_context only marks the environ as HTTPS: _serve does the handshakes.
+            server = _ExporterServer(listener, app, log=None, error_log=logger,
+                                     ssl_context=certificates.current())
             server.certificates = certificates
         else:
             server = _ExporterServer(listener, app, log=None, error_log=logger)
+        server.guard = guard if guard is not None else make_guard()
     except BaseException:
         listener.close()
         raise

@@ -153,6 +153,23 @@ SPECS: tuple[MetricSpec, ...] = (
                 "endpoint", "code"),
     _connection("api_request_duration_seconds", HISTOGRAM, "REST call duration.", "endpoint",
                 buckets=API_DURATION_BUCKETS),
+    # the exporter's own HTTP port (exporter.http, exporter.httpguard)
+    _connection("http_connections_open", GAUGE, "HTTP connections open to the exporter's port."),
+    _connection("http_connections_limit", GAUGE,
+                "Most HTTP connections kept open: --web.max-connections, capped by the "
+                "open-files limit minus the descriptors reserved for the exchange."),
+    _connection("http_connections_refused_total", COUNTER,
+                "HTTP connections closed at accept: every slot busy with a request (limit), "
+                "or no descriptor left (descriptors).", "reason"),
+    _connection("http_connections_timed_out_total", COUNTER,
+                "HTTP connections closed at a deadline, by phase (headers: TLS handshake and "
+                "request headers; write: the response; idle: between requests).", "phase"),
+    _connection("http_connections_evicted_total", COUNTER,
+                "Waiting HTTP connections closed early to make room for a new one, by phase.",
+                "phase"),
+    _connection("http_requests_rejected_total", COUNTER,
+                "HTTP requests answered 503 or 400 without being served, by reason "
+                "(max_requests, auth_queue, bad_request).", "reason"),
     _connection("exporter_build_info", GAUGE, "Always 1; the exporter's version as a label.",
                 "version"),
 )

@@ -123,6 +123,23 @@ class Settings(BaseSettings):
     web_config_file: Path | None = _option(
         None, "--web.config.file",
         "exporter-toolkit style YAML with basic_auth_users and tls_server_config.")
+    web_max_requests: int = _option(
+        40, "--web.max-requests",
+        "Most HTTP requests served at once; more get a 503 at once (0: no limit).", ge=0)
+    web_max_connections: int = _option(
+        256, "--web.max-connections",
+        "Most open HTTP connections (0: as many as the open-files limit allows); always capped "
+        "by the open-files limit minus a reserve for the exchange side.", ge=0)
+    web_read_header_timeout: float = _option(
+        5.0, "--web.read-header-timeout",
+        "Seconds from accepting a connection to complete request headers, TLS handshake "
+        "included.", gt=0)
+    web_write_timeout: float = _option(
+        30.0, "--web.write-timeout",
+        "Seconds from complete request headers to the response written.", gt=0)
+    web_idle_timeout: float = _option(
+        20.0, "--web.idle-timeout",
+        "Seconds a kept-alive HTTP connection may take to send its next request.", gt=0)
     log_level: Literal["debug", "info", "warning", "error"] = _option(
         "info", "--log.level", "Log level: debug, info, warning or error.")
     log_format: Literal["text", "json", "logfmt"] = _option(

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from exporter.handlers import ERROR_REASONS
+from exporter.httpguard import EVICTABLE_PHASES, REFUSE_REASONS, REJECT_REASONS, TIMEOUT_PHASES
 from exporter.metrics import SPECS, SPECS_BY_NAME
 from exporter.session import CONNECT_STAGES, DISCONNECT_REASONS
 from exporter.settings import ALL_CHANNELS
@@ -42,9 +43,13 @@ README = REPO / "README.md"
 # Only the single-value variables need a value; the others default to All.
 VARIABLE_VALUES = {"job": "cryptomus-exporter"}
 
-# Metrics no dashboard panel shows, each with the reason. None at present: every metric in
-# SPECS is charted. Add "name": "reason" here rather than leaving a metric unexplained.
-NOT_CHARTED: dict[str, str] = {}
+# Metrics no dashboard panel shows, each with the reason. Add "name": "reason" here rather
+# than leaving a metric unexplained.
+_HTTP_PANEL_PENDING = "the HTTP port panel (issue 16) is added to the dashboard separately"
+NOT_CHARTED: dict[str, str] = dict.fromkeys(
+    ("http_connections_open", "http_connections_limit", "http_connections_refused_total",
+     "http_connections_timed_out_total", "http_connections_evicted_total",
+     "http_requests_rejected_total"), _HTTP_PANEL_PENDING)
 
 # The label values the exporter uses where the set is fixed (the metrics contract and the
 # constants in exporter/session.py and exporter/protocol.py).
@@ -62,6 +67,10 @@ KNOWN_LABEL_VALUES: dict[tuple[str, str], set[str]] = {
     ("api_requests_total", "endpoint"): _ENDPOINTS,
     ("api_request_duration_seconds", "endpoint"): _ENDPOINTS,
     ("orderbook_resyncs_total", "reason"): {"partial_before_reload", "crossed", "invalid"},
+    ("http_connections_refused_total", "reason"): set(REFUSE_REASONS),
+    ("http_connections_timed_out_total", "phase"): set(TIMEOUT_PHASES.values()),
+    ("http_connections_evicted_total", "phase"): set(EVICTABLE_PHASES),
+    ("http_requests_rejected_total", "reason"): set(REJECT_REASONS),
     ("orderbook_levels", "side"): {"bid", "ask"},
     ("orderbook_depth", "side"): {"bid", "ask"},
     ("trades_total", "side"): _TRADE_SIDES,
@@ -183,7 +192,7 @@ def test_dashboard_queries_reference_metrics_at_all():
     """Guards the scan itself: if it found nothing, every check above would pass vacuously."""
     charted = {name for _, expr in dashboard_exprs() for name in metric_names(expr)}
     in_rules = {name for _, expr in rule_exprs() for name in metric_names(expr)}
-    assert len(charted) >= len(SPECS)
+    assert len(charted) >= len(SPECS) - len(NOT_CHARTED)
     assert "cryptomus_websocket_ping_rtt_seconds_bucket" in in_rules
     assert all(iter_panel_queries(dashboard, VARIABLE_VALUES)
                for dashboard in load_dashboards().values())

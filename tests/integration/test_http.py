@@ -7,11 +7,13 @@ import contextlib
 import gzip
 import logging
 import os
+import resource
 import socket
 from pathlib import Path
 
 import bcrypt
 import gevent
+import gevent.event
 import pytest
 import requests
 from gevent import monkey
@@ -19,7 +21,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import http
-from exporter.http import make_app, make_server, parse_listen_address
+from exporter.descriptors import plan
+from exporter.http import http_limits, make_app, make_guard, make_server, parse_listen_address
+from exporter.httpguard import TIMED_OUT, HttpLimits
+from exporter.metrics import Metrics
+from exporter.settings import ConfigError, Settings, load_settings
 from exporter.webconfig import load_web_config
 from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
@@ -44,8 +50,8 @@ class FakeHealth:
 
 
 @contextlib.contextmanager
-def serving(app, web_config=None):
-    server = make_server("127.0.0.1:0", app, web_config)
+def serving(app, web_config=None, guard=None):
+    server = make_server("127.0.0.1:0", app, web_config, guard=guard)
     server.start()
     scheme = "https" if web_config is not None and web_config.tls_enabled else "http"
     try:
@@ -78,6 +84,10 @@ def health():
 def base_url(registry, trades, health):
     with serving(make_app(registry, health, version="1.2.3")) as url:
         yield url
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1])
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -409,11 +419,12 @@ def test_a_broken_rotation_keeps_the_previous_certificate(tmp_path, registry, he
 # --- connections and listen addresses ------------------------------------------------------
 
 
-def test_idle_connections_are_closed(monkeypatch, base_url):
-    monkeypatch.setattr(http, "CONNECTION_TIMEOUT_SECONDS", 0.2)
-    port = int(base_url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as client:
+def test_a_silent_connection_is_closed_at_the_header_deadline(registry, health):
+    guard = make_guard(HttpLimits(read_header_timeout=0.2))
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
         assert client.recv(1) == b""  # closed by the server, not by our timeout
+    assert guard.events == {(TIMED_OUT, "headers"): 1}
 
 
 def test_scrapes_keep_working_while_another_client_is_idle(base_url):
@@ -472,3 +483,224 @@ def test_bad_listen_addresses_are_refused(value, problem):
     with pytest.raises(ValueError, match="listen address") as raised:
         parse_listen_address(value)
     assert problem in str(raised.value)
+
+
+# --- limits and deadlines (issue 16) -------------------------------------------------------
+
+
+class Held:
+    """A WSGI app whose /slow requests wait until released; anything else answers at once."""
+
+    def __init__(self) -> None:
+        self.release = gevent.event.Event()
+        self.waiting = 0
+
+    def __call__(self, environ, start_response):
+        if environ["PATH_INFO"] == "/slow":
+            self.waiting += 1
+            self.release.wait(TIMEOUT)
+            self.waiting -= 1
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "3")])
+        return [b"ok\n"]
+
+
+def big_body_app(environ, start_response):
+    body = b"x" * (32 * 1024 * 1024)
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def closed_by_server(client: socket.socket) -> bool:
+    try:
+        return client.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def wait_until(condition, what: str):
+    with gevent.Timeout(TIMEOUT, AssertionError(f"timed out waiting for {what}")):
+        while not condition():
+            gevent.sleep(0.01)
+
+
+def test_a_trickle_does_not_extend_the_header_deadline(registry, health):
+    guard = make_guard(HttpLimits(read_header_timeout=0.3))
+    sent = 0
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
+        request = b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+        with contextlib.suppress(OSError):
+            for byte in request:  # one byte every 20 ms: 4.6 s for all of it
+                client.sendall(bytes([byte]))
+                sent += 1
+                gevent.sleep(0.02)
+        assert closed_by_server(client)
+    assert sent < len(request)
+    assert guard.events == {(TIMED_OUT, "headers"): 1}
+
+
+def test_a_kept_alive_connection_is_closed_when_idle(registry, health):
+    guard = make_guard(HttpLimits(idle_timeout=0.2))
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        while not received.endswith(b"ok\n"):
+            received += client.recv(4096)
+        assert received.startswith(b"HTTP/1.1 200 OK")
+        assert closed_by_server(client)
+    assert guard.events == {(TIMED_OUT, "idle"): 1}
+
+
+def test_a_client_that_does_not_read_its_response_is_cut_off():
+    guard = make_guard(HttpLimits(write_timeout=0.3))
+    with serving(big_body_app, guard=guard) as url, socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.settimeout(TIMEOUT)
+        client.connect(("127.0.0.1", port_of(url)))
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: guard.events, "the write deadline")
+        received = 0
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := client.recv(1 << 20):
+                received += len(chunk)
+    assert received < 32 * 1024 * 1024
+    assert guard.events == {(TIMED_OUT, "write"): 1}
+
+
+def test_requests_over_the_limit_get_a_prompt_503():
+    held = Held()
+    metrics = Metrics(CollectorRegistry())
+    guard = make_guard(HttpLimits(max_requests=2), metrics)
+    with serving(held, guard=guard) as url:
+        slow = [gevent.spawn(requests.get, f"{url}/slow", timeout=TIMEOUT) for _ in range(2)]
+        wait_until(lambda: held.waiting == 2, "two requests in flight")
+        response = requests.get(f"{url}/fast", timeout=TIMEOUT)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "1"
+        assert "limit 2" in response.text
+        held.release.set()
+        assert [g.get(timeout=TIMEOUT).status_code for g in slow] == [200, 200]
+        assert requests.get(f"{url}/fast", timeout=TIMEOUT).status_code == 200
+    value = metrics.registry.get_sample_value
+    assert value("cryptomus_http_requests_rejected_total", {"reason": "max_requests"}) == 1
+    assert value("cryptomus_http_connections_limit") == 256
+    assert value("cryptomus_http_connections_open") == 0
+
+
+def test_when_every_connection_is_busy_a_new_one_is_refused():
+    held = Held()
+    guard = make_guard(HttpLimits(max_connections=2))
+    with serving(held, guard=guard) as url:
+        slow = [gevent.spawn(requests.get, f"{url}/slow", timeout=TIMEOUT) for _ in range(2)]
+        wait_until(lambda: held.waiting == 2, "two requests in flight")
+        with socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
+            assert closed_by_server(client)
+        held.release.set()
+        gevent.joinall(slow, timeout=TIMEOUT, raise_error=True)
+    assert guard.events == {("refused", "limit"): 1}
+
+
+def test_silent_connections_make_room_for_a_scrape(registry, health):
+    guard = make_guard(HttpLimits(max_connections=2))
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url:
+        address = ("127.0.0.1", port_of(url))
+        with socket.create_connection(address, timeout=TIMEOUT) as first, \
+                socket.create_connection(address, timeout=TIMEOUT) as second:
+            wait_until(lambda: len(guard) == 2, "both silent connections accepted")
+            assert requests.get(f"{url}/metrics", timeout=TIMEOUT).status_code == 200
+            assert closed_by_server(first)
+            second.settimeout(0)
+            with pytest.raises(BlockingIOError):  # the younger one is still open
+                second.recv(1)
+    assert guard.events == {("evicted", "headers"): 1}
+
+
+@needs_openssl
+def test_a_tls_handshake_that_never_completes_is_closed_at_the_header_deadline(
+        tmp_path, registry, health):
+    make_self_signed(tmp_path)
+    config = load_web_config(write_tls_config(tmp_path))
+    guard = make_guard(HttpLimits(read_header_timeout=0.3))
+    with serving(make_app(registry, health, config, version="1.2.3"), config, guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
+        client.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # half a ClientHello
+        assert closed_by_server(client)
+    assert guard.events == {(TIMED_OUT, "headers"): 1}
+
+
+def test_the_bcrypt_queue_is_bounded(tmp_path, registry, health):
+    password_hash = bcrypt.hashpw(b"right", bcrypt.gensalt(10)).decode()  # ~50 ms a check
+    path = tmp_path / "web-config.yml"
+    path.write_text(f"basic_auth_users:\n  prometheus: {password_hash}\n")
+    config = load_web_config(str(path))
+    guard = make_guard(HttpLimits(max_auth_queue=1))
+    with serving(make_app(registry, health, config, version="1.2.3", guard=guard), config,
+                 guard) as url:
+        guesses = [gevent.spawn(requests.get, f"{url}/metrics", auth=("prometheus", f"guess{i}"),
+                                timeout=TIMEOUT) for i in range(8)]
+        statuses = sorted(g.get(timeout=TIMEOUT).status_code for g in guesses)
+        assert requests.get(f"{url}/metrics", auth=("prometheus", "right"),
+                            timeout=TIMEOUT).status_code == 200
+    assert set(statuses) == {401, 503}
+    # One check runs and one waits; the others are turned away without queueing.
+    assert statuses.count(401) >= 2
+    assert guard.events == {("rejected", "auth_queue"): statuses.count(503)}
+
+
+def test_a_malformed_request_is_counted_not_logged(registry, health, caplog):
+    guard = make_guard()
+    with caplog.at_level(logging.INFO), \
+            serving(make_app(registry, health, version="1.2.3"), guard=guard) as url, \
+            socket.create_connection(("127.0.0.1", port_of(url)), timeout=TIMEOUT) as client:
+        client.sendall(b"NONSENSE\r\n\r\n")
+        assert client.recv(4096).startswith(b"HTTP/1.1 400 Bad Request")
+    assert guard.events == {("rejected", "bad_request"): 1}
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def test_out_of_descriptors_accept_is_counted_paused_and_recovers(registry, health, capfd):
+    """accept() failing with EMFILE: no traceback from gevent, no busy loop; the clients
+    that waited in the backlog are served once descriptors are back."""
+    guard = make_guard()
+    with serving(make_app(registry, health, version="1.2.3"), guard=guard) as url:
+        clients = [socket.socket() for _ in range(3)]  # their descriptors exist already
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        lowest_free = os.dup(0)  # a new descriptor always takes the lowest free number
+        os.close(lowest_free)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))
+            for client in clients:
+                client.settimeout(TIMEOUT)
+                client.connect(("127.0.0.1", port_of(url)))  # completes in the backlog
+            gevent.sleep(0.3)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        for client in clients:
+            with client:
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                assert client.recv(4096).startswith(b"HTTP/1.1 200 OK")
+    refused = guard.events[("refused", "descriptors")]
+    assert 1 <= refused <= 0.3 / http.ACCEPT_PAUSE_SECONDS + 1
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_options_become_limits_capped_by_the_descriptor_budget(caplog):
+    settings = Settings(demo=True, web_max_requests=0, web_max_connections=1000,
+                        web_read_header_timeout=2, web_write_timeout=9, web_idle_timeout=3)
+    budget = plan(512, in_use=20)
+    with caplog.at_level(logging.INFO):
+        limits = http_limits(settings, budget)
+    assert limits == HttpLimits(max_requests=0, max_connections=budget.http_connections,
+                                read_header_timeout=2, write_timeout=9, idle_timeout=3)
+    assert f"HTTP limits: {budget.http_connections} connections (open-files limit 512" \
+        in caplog.text
+    assert http_limits(Settings(demo=True), budget).max_connections == 256
+
+
+@pytest.mark.parametrize("option", ["web_max_requests", "web_max_connections"])
+def test_negative_limits_are_refused_naming_the_option(monkeypatch, option):
+    monkeypatch.setenv(f"CRYPTOMUS_{option.upper()}", "-1")
+    monkeypatch.setenv("CRYPTOMUS_DEMO", "true")
+    with pytest.raises(ConfigError, match=f"CRYPTOMUS_{option.upper()}"):
+        load_settings()
