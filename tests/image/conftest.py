@@ -16,6 +16,15 @@ from exporter import __version__
 from tests.image import engine
 
 IMAGE_NAME = "localhost/cryptomus-exporter:test"
+BUILD_SUMMARY = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    """The build's time and the image's size, in the CI log."""
+    if BUILD_SUMMARY in config.stash:
+        terminalreporter.write_sep("-", "container image")
+        terminalreporter.write_line(config.stash[BUILD_SUMMARY])
 
 
 def _vcs_ref() -> str:
@@ -41,10 +50,8 @@ def image(pytestconfig: pytest.Config) -> Iterator[engine.BuiltImage]:
         "VCS_REF": _vcs_ref(),
         "BUILD_DATE": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     })
-    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(
-            f"\nimage: {IMAGE_NAME} built in {built.build_seconds:.0f} s, "
-            f"{built.size_bytes() / 1e6:.0f} MB, base {base} ({origin})")
+    pytestconfig.stash[BUILD_SUMMARY] = (
+        f"{IMAGE_NAME} built in {built.build_seconds:.0f} s, {built.size_bytes() / 1e6:.0f} MB,"
+        f" base {base} ({origin})")
     yield built
     engine.remove_image(IMAGE_NAME)

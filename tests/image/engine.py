@@ -70,10 +70,8 @@ def ensure_base_image() -> tuple[str, str]:
                  timeout=PULL_TIMEOUT, check=False)
     if pulled.returncode == 0:
         return pinned, "pulled"
-    started = time.monotonic()
     result = run([str(STANDIN_SCRIPT), STANDIN_NAME], timeout=BUILD_TIMEOUT)
-    return STANDIN_NAME, (f"stand-in ({result.stdout.strip()}; {time.monotonic() - started:.0f}"
-                          f" s; {pinned} could not be pulled)")
+    return STANDIN_NAME, f"{pinned} could not be pulled; {result.stdout.strip()}"
 
 
 def host_pip_cert() -> str | None:
