@@ -33,7 +33,8 @@ BUILD_CA_PATH = "/etc/ssl/host-pip-ca.crt"
 
 def missing_tools() -> list[str]:
     """What the image tests need and this machine lacks."""
-    missing = [tool for tool in ("buildah", "podman", "runc") if shutil.which(tool) is None]
+    tools = ("buildah", "podman", "runc", "debootstrap")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if os.geteuid() != 0:
         missing.append("root")
     return missing
