@@ -1,5 +1,5 @@
-"""The Dockerfile passes hadolint and keeps the properties the chart relies on.
-(No container engine here: the image itself is not built by the tests.)"""
+"""The Dockerfile passes hadolint and keeps the properties the chart relies on, read from
+its text. tests/image/ builds and runs the image itself."""
 
 from __future__ import annotations
 
@@ -59,13 +59,36 @@ def test_runtime_stage_is_non_root_read_only_friendly_and_exec_form() -> None:
     for label in ("title", "description", "version", "revision", "created", "licenses",
                   "source"):
         assert f"org.opencontainers.image.{label}=" in labels
-    # Only wheels reach the runtime stage: no sources, no compilers, no package manager runs.
-    assert not [line for line in runtime if line.startswith(("COPY", "ADD"))]
-    assert not [line for line in runtime if "apt-get" in line or "gcc" in line]
+    # Only the builder's virtual environment reaches the runtime stage: no sources, no
+    # compilers, no package installs.
+    assert [line for line in runtime if line.startswith(("COPY", "ADD"))] == [
+        "COPY --from=builder /opt/venv /opt/venv"]
+    assert not [line for line in runtime if "apt-get" in line or "gcc" in line
+                or "pip install" in line]
+    assert any(line.startswith("HEALTHCHECK ") and " CMD [\"python\", " in line
+               for line in runtime)
+
+
+def test_base_image_argument_reaches_the_runtime_label() -> None:
+    """An ARG declared before the first FROM is empty inside a stage unless re-declared."""
+    runtime = _runtime_stage()
+    assert "ARG PYTHON_IMAGE" in runtime
+    assert runtime.index("ARG PYTHON_IMAGE") < min(
+        i for i, line in enumerate(runtime) if "org.opencontainers.image.base.name" in line)
+
+
+def test_dependencies_install_from_the_lock_with_hashes() -> None:
+    builder = _instructions()[:_instructions().index(_runtime_stage()[0])]
+    installs = [line for line in builder if "pip install" in line]
+    text = " ".join(installs)
+    assert "--require-hashes --no-deps -r requirements/runtime.txt" in text
+    assert "--require-hashes --no-deps -r requirements/build.txt" in text
+    assert "--no-build-isolation" in " ".join(builder)
 
 
 def test_build_context_is_an_allow_list() -> None:
     lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "*"
-    assert {"!pyproject.toml", "!README.md", "!exporter/"} <= set(rules)
+    assert {"!pyproject.toml", "!README.md", "!LICENSE", "!requirements/", "!exporter/"} <= set(
+        rules)
