@@ -405,6 +405,30 @@ def health() -> dict:
                               f"cryptomus_api_request_duration_seconds_count{{{SELECTOR}}})",
                               "{{endpoint}} mean since start"),
                        minimum=0),
+            row("Metrics endpoint"),
+            timeseries("HTTP connections", "Open connections to the metrics port against the "
+                       "limit (the smaller of --web.max-connections and what the open-files "
+                       "limit leaves after the exchange side's reserve).", "short",
+                       target(f"sum by (instance) (cryptomus_http_connections_open{{{SELECTOR}}})",
+                              "{{instance}} open"),
+                       target(f"min by (instance) (cryptomus_http_connections_limit"
+                              f"{{{SELECTOR}}})", "{{instance}} limit"),
+                       minimum=0),
+            timeseries("HTTP connections refused, timed out, evicted; requests rejected",
+                       "Per minute. Non-zero outside a load test means a client holds the "
+                       "port open without finishing requests, or scrapes exceed "
+                       "--web.max-requests (see SECURITY.md).", "short",
+                       target(per_minute(f"cryptomus_http_connections_refused_total{{{SELECTOR}}}",
+                                         "reason"), "refused {{reason}}"),
+                       target(per_minute(
+                           f"cryptomus_http_connections_timed_out_total{{{SELECTOR}}}", "phase"),
+                           "timed out {{phase}}"),
+                       target(per_minute(
+                           f"cryptomus_http_connections_evicted_total{{{SELECTOR}}}", "phase"),
+                           "evicted {{phase}}"),
+                       target(per_minute(f"cryptomus_http_requests_rejected_total{{{SELECTOR}}}",
+                                         "reason"), "rejected {{reason}}"),
+                       minimum=0),
         ],
     )
 

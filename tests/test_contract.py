@@ -45,11 +45,7 @@ VARIABLE_VALUES = {"job": "cryptomus-exporter"}
 
 # Metrics no dashboard panel shows, each with the reason. Add "name": "reason" here rather
 # than leaving a metric unexplained.
-_HTTP_PANEL_PENDING = "the HTTP port panel (issue 16) is added to the dashboard separately"
-NOT_CHARTED: dict[str, str] = dict.fromkeys(
-    ("http_connections_open", "http_connections_limit", "http_connections_refused_total",
-     "http_connections_timed_out_total", "http_connections_evicted_total",
-     "http_requests_rejected_total"), _HTTP_PANEL_PENDING)
+NOT_CHARTED: dict[str, str] = {}
 
 # The label values the exporter uses where the set is fixed (the metrics contract and the
 # constants in exporter/session.py and exporter/protocol.py).
