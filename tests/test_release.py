@@ -124,7 +124,9 @@ def test_release_checks_versions_before_publishing_and_pushes_the_chart_as_oci()
 
 def test_the_chart_points_at_the_image_the_release_publishes() -> None:
     values = yaml.safe_load((REPO_ROOT / "helm/cryptomus-exporter/values.yaml").read_text())
-    assert values["image"]["repository"] == "ghcr.io/cryptomus-exporter/cryptomus-exporter"
+    image = values["image"]
+    assert f"{image['registry']}/{image['repository']}" == (
+        "ghcr.io/cryptomus-exporter/cryptomus-exporter")
     home = yaml.safe_load((REPO_ROOT / "helm/cryptomus-exporter/Chart.yaml").read_text())["home"]
     assert home == "https://github.com/cryptomus-exporter/cryptomus-exporter"  # github.repository
 
