@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.handlers import ERROR_REASONS
+from exporter import channels
 from exporter.metrics import SPECS, SPECS_BY_NAME
 from exporter.session import CONNECT_STAGES, DISCONNECT_REASONS
-from exporter.settings import ALL_CHANNELS
+from exporter.state import ERROR_REASONS, RESYNC_REASONS
 from tests.rules.dashboard_queries import (
     REPO,
     RULES_DIR,
@@ -48,7 +48,7 @@ NOT_CHARTED: dict[str, str] = {}
 
 # The label values the exporter uses where the set is fixed (the metrics contract and the
 # constants in exporter/session.py and exporter/protocol.py).
-_CHANNELS = set(ALL_CHANNELS)
+_CHANNELS = set(channels.names())
 _ENDPOINTS = {"token", "markets", "scales", "balance", "orders"}
 _TRADE_SIDES = {"buy", "sell"}
 _ROLES = {"maker", "taker"}
@@ -58,10 +58,10 @@ KNOWN_LABEL_VALUES: dict[tuple[str, str], set[str]] = {
     ("websocket_connect_failures_total", "stage"): set(CONNECT_STAGES),
     ("websocket_subscriptions", "channel"): _CHANNELS,
     ("websocket_subscribe_failures_total", "channel"): _CHANNELS,
-    ("market_last_update_timestamp_seconds", "channel"): {"lastprice", "ticker", "depth", "trade"},
+    ("market_last_update_timestamp_seconds", "channel"): set(channels.market_update_names()),
     ("api_requests_total", "endpoint"): _ENDPOINTS,
     ("api_request_duration_seconds", "endpoint"): _ENDPOINTS,
-    ("orderbook_resyncs_total", "reason"): {"partial_before_reload", "crossed", "invalid"},
+    ("orderbook_resyncs_total", "reason"): set(RESYNC_REASONS),
     ("orderbook_levels", "side"): {"bid", "ask"},
     ("orderbook_depth", "side"): {"bid", "ask"},
     ("trades_total", "side"): _TRADE_SIDES,
@@ -226,3 +226,49 @@ def test_readme_metric_names_parses_a_table(tmp_path):
     )
     assert readme_metric_names(readme) == {"cryptomus_last_price", "cryptomus_trades_total"}
     assert readme_metric_names(tmp_path / "missing.md") is None
+
+
+# --- the channel table and the collectors -----------------------------------------------
+
+# Metrics of the market and account groups that no channel feeds, each with the reason.
+NOT_FROM_A_CHANNEL = {"balance_held": "only the REST reconciliation knows held balances"}
+
+
+def test_every_channel_feeds_metrics_of_the_table():
+    for channel in channels.CHANNELS:
+        assert channel.update_method.startswith(channel.name), channel.name
+        unknown = [name for name in channel.families if name not in SPECS_BY_NAME]
+        assert not unknown, f"{channel.name} names metrics not in metrics.SPECS: {unknown}"
+
+
+def test_every_market_and_account_metric_comes_from_a_channel():
+    fed = {name for channel in channels.CHANNELS for name in channel.families}
+    for spec in SPECS:
+        if spec.group in ("market", "account") and spec.name not in NOT_FROM_A_CHANNEL:
+            assert spec.name in fed, f"{spec.name}: no channel in channels.CHANNELS feeds it"
+
+
+def test_every_metric_has_exactly_one_producer():
+    from exporter.collectors import (
+        AccountCollector,
+        BookCollector,
+        ConnectionCollector,
+        MarketCollector,
+    )
+
+    producers: dict[str, list[str]] = {}
+    for collector in (MarketCollector, BookCollector, AccountCollector, ConnectionCollector):
+        for name in collector.NAMES:
+            producers.setdefault(name, []).append(collector.__name__)
+    for spec in SPECS:
+        if spec.instrument:
+            producers.setdefault(spec.name, []).append("metrics.Instruments")
+    assert {name: who for name, who in producers.items() if len(who) != 1} == {}
+    assert set(producers) == set(SPECS_BY_NAME)
+
+
+def test_settings_offer_exactly_the_channels_of_the_table():
+    from exporter.settings import ALL_CHANNELS, Settings
+
+    assert channels.names() == ALL_CHANNELS
+    assert Settings.model_fields["channels"].default == channels.names()

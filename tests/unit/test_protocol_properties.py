@@ -1,5 +1,5 @@
 """Property tests for the stream's parsing path: ``exporter.protocol`` through
-``Handlers.handle_frame``, on a fresh registry per example.
+``FrameHandler.handle``, on a fresh registry per example.
 
 - Random JSON-ish frames and random bytes never raise: every frame is counted
   exactly once, as a message or as one ``websocket_message_errors_total``, and a
@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
-from exporter import protocol
-from exporter.handlers import BookCollector, Handlers
-from exporter.metrics import Metrics
+from exporter import channels, collectors, protocol
+from exporter.frames import FrameHandler
+from exporter.state import link as records
 
 SETTINGS = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -40,13 +40,21 @@ ALLOWED_ON_REJECT = ("cryptomus_websocket_message_errors", "cryptomus_orderbook_
 class Feed:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.handlers = Handlers(Metrics(self.registry), clock=lambda: NOW)
-        self.registry.register(BookCollector(self.handlers))
+        self.state = channels.new_state(now=NOW)
+        collectors.register(self.registry, self.state, version="test", process=False)
         self.resync_requests = 0
-        self.handlers.request_depth_resync = self._count_resync
+        self.replies: list[protocol.Response] = []
+        self.frames = FrameHandler(self.state, on_reply=self.replies.append,
+                                   on_resync=self._count_resync, clock=lambda: NOW)
 
-    def _count_resync(self) -> None:
+    def _count_resync(self, channel: str) -> None:
         self.resync_requests += 1
+
+    def handle(self, frame: bytes) -> protocol.Response | None:
+        """Handle one frame; the reply it carried, if any."""
+        before = len(self.replies)
+        self.frames.handle(frame)
+        return self.replies[-1] if len(self.replies) > before else None
 
     def value(self, name: str, **labels) -> float | None:
         return self.registry.get_sample_value(f"cryptomus_{name}", labels)
@@ -65,7 +73,7 @@ class Feed:
                 for sample in family.samples if not sample.name.endswith("_created")}
 
     def send(self, method: str, data, frame_id=0):
-        return self.handlers.handle_frame(
+        return self.handle(
             orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
 
 
@@ -89,7 +97,7 @@ frames = st.one_of(
 def assert_counted_once(feed: Feed, frame: bytes) -> None:
     messages, errors = feed.counted()
     counters = feed.counters()
-    reply = feed.handlers.handle_frame(frame)  # must not raise, whatever the frame
+    reply = feed.handle(frame)  # must not raise, whatever the frame
     new_messages, new_errors = feed.counted()
     assert (new_messages - messages) + (new_errors - errors) == 1
     if reply is not None:
@@ -415,7 +423,7 @@ def test_depth_sequences_never_expose_a_crossed_book_and_match_a_reference(steps
     feed, reference = Feed(), ReferenceBooks()
     for kind, market, bids, asks in steps:
         if kind == "resubscribed":
-            feed.handlers.depth_resubscribed()
+            records.resubscribed(feed.state.link, "depth")
         elif kind == "invalid":
             feed.send("depth_update", depth_frame(market, False, [], [])
                       | {"bids": [["-1", "1"]]})
