@@ -146,3 +146,20 @@ def new_state(table: Iterable[Channel] = CHANNELS, *, subscribed: tuple[str, ...
         update_channels=market_update_names(table), markets=markets, max_markets=max_markets,
         depth_bands=depth_bands, now=now,
         extra={channel.name: channel.new_state() for channel in table if channel.new_state})
+
+
+def problems(table: Iterable[Channel], specs: Iterable[Any]) -> list[str]:
+    """What is wrong with a channel table against a metrics table (empty when nothing)."""
+    table = tuple(table)
+    known = {spec.name for spec in specs}
+    found = []
+    for what, values in (("name", names(table)),
+                         ("update method", [channel.update_method for channel in table])):
+        found += [f"{what} {value!r} appears twice" for value in set(values)
+                  if values.count(value) > 1]
+    for channel in table:
+        found += [f"{channel.name}: metric {name!r} is not in the metrics table"
+                  for name in channel.families if name not in known]
+        if (channel.new_state is None) != (channel.collector is None):
+            found.append(f"{channel.name}: a state of its own needs a collector, and back")
+    return found
