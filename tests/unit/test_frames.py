@@ -3,44 +3,26 @@ handler, the channels' apply functions and the collectors together."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
-from exporter import channels, collectors, protocol
-from exporter.frames import FrameHandler
+from exporter import protocol
 from exporter.state import account, market
 from exporter.state import link as records
+
+from . import feed as feed_module
 
 NOW = 1_750_953_400.0
 
 
-class Feed:
-    def __init__(self, **kwargs) -> None:
-        self.registry = CollectorRegistry()
-        self.state = channels.new_state(now=NOW, **kwargs)
-        collectors.register(self.registry, self.state, version="test", process=False)
-        self.resyncs = 0
-        self.replies: list[protocol.Response] = []
-        self.frames = FrameHandler(self.state, on_reply=self.replies.append,
-                                   on_resync=self._resync, clock=lambda: NOW)
+class Feed(feed_module.Feed):
+    def __init__(self, **state_options) -> None:
+        super().__init__(NOW, **state_options)
 
-    def _resync(self, channel: str) -> None:
-        assert channel == "depth"
-        self.resyncs += 1
-
-    def handle(self, frame: bytes) -> protocol.Response | None:
-        """Handle one frame; the reply it carried, if any."""
-        before = len(self.replies)
-        self.frames.handle(frame)
-        return self.replies[-1] if len(self.replies) > before else None
-
-    def send(self, method: str, data, frame_id=0):
-        return self.handle(
-            orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
-
-    def value(self, name: str, **labels) -> float | None:
-        return self.registry.get_sample_value(f"cryptomus_{name}", labels)
+    @property
+    def resyncs(self) -> int:
+        assert set(self.resubscribed) <= {"depth"}
+        return len(self.resubscribed)
 
     def depth(self, symbol: str, bids, asks, full_reload: bool) -> None:
         self.send("depth_update", {"symbol": symbol, "timestamp": 1750952911,

@@ -19,11 +19,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
-from exporter import channels, collectors, protocol
-from exporter.frames import FrameHandler
+from exporter import protocol
 from exporter.state import link as records
+
+from . import feed as feed_module
 
 SETTINGS = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -37,27 +37,13 @@ MARKETS = ("BTC_USDT", "ETH_USDT")
 ALLOWED_ON_REJECT = ("cryptomus_websocket_message_errors", "cryptomus_orderbook_resyncs")
 
 
-class Feed:
+class Feed(feed_module.Feed):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.state = channels.new_state(now=NOW)
-        collectors.register(self.registry, self.state, version="test", process=False)
-        self.resync_requests = 0
-        self.replies: list[protocol.Response] = []
-        self.frames = FrameHandler(self.state, on_reply=self.replies.append,
-                                   on_resync=self._count_resync, clock=lambda: NOW)
+        super().__init__(NOW)
 
-    def _count_resync(self, channel: str) -> None:
-        self.resync_requests += 1
-
-    def handle(self, frame: bytes) -> protocol.Response | None:
-        """Handle one frame; the reply it carried, if any."""
-        before = len(self.replies)
-        self.frames.handle(frame)
-        return self.replies[-1] if len(self.replies) > before else None
-
-    def value(self, name: str, **labels) -> float | None:
-        return self.registry.get_sample_value(f"cryptomus_{name}", labels)
+    @property
+    def resync_requests(self) -> int:
+        return len(self.resubscribed)
 
     def total(self, sample_name: str) -> float:
         return sum(sample.value for family in self.registry.collect()
@@ -71,10 +57,6 @@ class Feed:
         return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
                 for family in self.registry.collect() if family.type == "counter"
                 for sample in family.samples if not sample.name.endswith("_created")}
-
-    def send(self, method: str, data, frame_id=0):
-        return self.handle(
-            orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
 
 
 # --- random frames ----------------------------------------------------------------------
