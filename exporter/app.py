@@ -55,7 +55,8 @@ class Exporter:
         )
         self.instruments = collectors.register(self.registry, self.state, version=__version__)
         link = self.state.link
-        self.health = Health(settings.idle_timeout, lambda: link.last_event_time)
+        self.health = Health(settings.idle_timeout, lambda: link.last_event_time,
+                             supervisor_alive=lambda: self.supervisor.alive())  # noqa: PLW0108 - built below
         self.rest = RestClient(
             link,
             self.instruments.api_request_duration_seconds,

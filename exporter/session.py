@@ -4,6 +4,12 @@
 ``ConnectFailure(stage)`` when it never got established. It never retries:
 that is the supervisor's job. The reader yields to the hub every few hundred
 frames so /metrics keeps answering while the socket is saturated.
+
+The session owns the decoding of what arrives and the matching of replies: its
+``FrameHandler`` (built with the session's resubscribe callback) takes every
+message ``_read`` receives, and its ``Replies`` pairs acks and pongs with the
+requests and pings it sent. What happens to the connection is recorded in the
+state through ``state.link``'s functions.
 """
 
 from __future__ import annotations

@@ -50,7 +50,10 @@ class Supervisor:
 
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self.run), gevent.spawn(self.watch_staleness)]
-        self.health.supervisor_alive = lambda: not self._greenlets[0].dead
+
+    def alive(self) -> bool:
+        """False once the reconnect loop has died (it never should): liveness."""
+        return not self._greenlets or not self._greenlets[0].dead
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.stop.set()

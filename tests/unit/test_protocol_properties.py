@@ -131,7 +131,7 @@ def test_rest_payload_parsers_raise_nothing_but_protocol_errors(payload):
             parser(payload)
 
 
-# Frames that once raised out of handle_frame (found by the searches above).
+# Frames that once raised out of the frame handler (found by the searches above).
 KNOWN_CRASHES = {
     "unhashable method": {"id": 0, "method": [], "data": None, "error": None},
     "unicode digit id": {"id": "²", "method": "pong", "data": None, "error": None},
@@ -331,7 +331,7 @@ def test_valid_frames_of_every_channel_apply_to_the_value(frame, frame_id):
     check(feed)
 
 
-# --- order books through handle_frame ---------------------------------------------------
+# --- order books through FrameHandler.handle ---------------------------------------------
 
 GRID = [Decimal(100) + Decimal(step) / 4 for step in range(-12, 13)]  # collisions and crossings
 levels = st.lists(st.tuples(st.sampled_from(GRID),
