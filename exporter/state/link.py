@@ -8,6 +8,7 @@ these functions; none of them keeps a count of its own.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,8 +69,8 @@ def count_message(link: Link, label: str, now: float) -> None:
 def reject(link: Link, reason: str, detail: str) -> None:
     """Something the exchange sent was counted and skipped; logged once per reason."""
     series = link.errors.get(reason)
-    if series is None:  # reasons are bounded: every one is created in Link
-        raise KeyError(f"unknown error reason {reason!r}")
+    if series is None:  # the reasons of ERROR_REASONS start at 0; another comes from code
+        series = link.errors[reason] = CounterSeries({"reason": reason}, time.time())
     series.value += 1.0
     level = logging.DEBUG if reason in link.logged_reasons else logging.WARNING
     link.logged_reasons.add(reason)
