@@ -357,7 +357,10 @@ class Session:
                 if not reply.ok:
                     raise ConnectFailure("resync", f"{method} rejected: {reply.error}")
         except (ConnectFailure, ConnectionError, ValueError) as error:
-            log.warning("%s resubscription failed (%s): reconnecting", channel, error)
+            if channel == "depth":  # the runbook quotes this line
+                log.warning("order book resync failed (%s): reconnecting", error)
+            else:
+                log.warning("%s resync failed (%s): reconnecting", channel, error)
             self.close(RESYNC_FAILED)
             return False
         records.resubscribed(self.link, channel)
