@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,10 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
+# The checkout's exporter package, not whichever one is installed: the children run
+# as scripts, so their sys.path starts at benchmarks/, not at the repository.
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    filter(None, (str(HERE.parent), os.environ.get("PYTHONPATH"))))}
 REPLY_TIMEOUT = 300.0
 
 
@@ -28,7 +33,7 @@ class Child:
         self.name = script
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / script), *map(str, args)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=CHILD_ENV,
         )
 
     def read(self) -> dict:

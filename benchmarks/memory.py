@@ -21,7 +21,7 @@ import sys  # noqa: E402
 import gevent  # noqa: E402
 import psutil  # noqa: E402
 from harness import PROMETHEUS_HEADERS, say, scrape, series  # noqa: E402
-from scrape import idle_exporter, market_frames  # noqa: E402
+from scrape import frame_handler, idle_exporter, market_frames  # noqa: E402
 
 
 def rss() -> int:
@@ -33,11 +33,11 @@ def main() -> int:
     markets, levels = int(sys.argv[1]), int(sys.argv[2])
     exporter = idle_exporter()
     before = rss()
-    handle = exporter.handlers.handle_frame
+    handle = frame_handler(exporter)
     for number in range(markets):
         for frame in market_frames(number, levels):
             handle(frame)
-    book_levels = sum(sum(state.book.levels()) for state in exporter.handlers.markets.values())
+    book_levels = sum(sum(state.book.levels()) for state in exporter.state.markets.markets.values())
     exporter.server.start()
     # The client is blocking code: on a real thread, so the server's greenlet can answer.
     pool = gevent.get_hub().threadpool

@@ -7,7 +7,7 @@ objects, collectors and pywsgi server as in production, with ``max_markets``
 raised to 5000) without connecting it anywhere, says ``{"ready": true,
 "http_port": p}`` and answers commands, one JSON line each:
 
-- ``grow N``: feed frames through ``Handlers.handle_frame`` until N markets carry
+- ``grow N``: feed frames through ``FrameHandler.handle`` until N markets carry
   every market channel: a full book of ``LEVELS`` levels per side, a ticker, a
   last price and trades on both sides. Answers ``{"markets": N}``.
 - ``touch``: one depth update (a changed level on each side), one last price and
@@ -35,6 +35,7 @@ from harness import say  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
 from exporter.app import Exporter  # noqa: E402
+from exporter.frames import FrameHandler  # noqa: E402
 from exporter.settings import Settings  # noqa: E402
 
 LEVELS = 50
@@ -88,6 +89,12 @@ def touch_frames(number: int, tick: int) -> list[bytes]:
     ]
 
 
+def frame_handler(exporter: Exporter):
+    """The function a session hands every frame to, for an exporter without a session."""
+    return FrameHandler(exporter.state, on_reply=lambda reply: None,
+                        on_resync=lambda channel: None).handle
+
+
 def idle_exporter() -> Exporter:
     """The real exporter, built but not connected (its URLs point at a closed port)."""
     logging.disable(logging.WARNING)
@@ -101,7 +108,7 @@ def idle_exporter() -> Exporter:
 def main() -> int:
     exporter = idle_exporter()
     exporter.server.start()
-    handle = exporter.handlers.handle_frame
+    handle = frame_handler(exporter)
     markets = ticks = 0
     say({"ready": True, "http_port": exporter.http_port})
     try:

@@ -474,8 +474,8 @@ class Soak:
         args = self.args
         started = time.monotonic()
         self.exporter.start()
-        wait_until(lambda: self.exporter.handlers.known_markets, "the market list")
-        self.markets = sorted(self.exporter.handlers.known_markets)
+        wait_until(lambda: self.exporter.state.markets.known, "the market list")
+        self.markets = sorted(self.exporter.state.markets.known)
         rss = RssSampler()
         self.checkpoint("start", True)
         rss_start = rss.now()

@@ -54,6 +54,7 @@ from greenlet import greenlet  # noqa: E402
 from harness import say  # noqa: E402
 from prometheus_client import CollectorRegistry  # noqa: E402
 
+from exporter import channels as channel_table  # noqa: E402
 from exporter import protocol  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
 from exporter.rest import TOKEN_PATH, sign  # noqa: E402
@@ -81,8 +82,9 @@ def floor(info: dict, expected: int, reader: str) -> None:
     ws.settimeout(None)
     symbols = tuple(info["symbols"])
     for request_id, channel in enumerate(CHANNELS, 1):
-        ws.send(protocol.subscribe(request_id, channel,
-                                   protocol.subscription_params(channel, symbols, 0)))
+        params = channel_table.by_name()[channel].params(
+            channel_table.Selection(symbols, 0, frozenset()))
+        ws.send(protocol.subscribe(request_id, channel, params))
     for _ in range(len(CHANNELS) + len(symbols)):  # the acks, then one full book per market
         ws.recv_data()
     say({"ready": True})
@@ -119,13 +121,13 @@ class Pipeline:
             **FAST_RECONNECT,
         )
         self.exporter = Exporter(settings, registry=CollectorRegistry())
-        self.handlers = self.exporter.handlers
+        self.link = self.exporter.state.link
 
     def messages_seen(self) -> int:
-        return int(sum(self.handlers.message_counts.values()))
+        return int(sum(self.link.message_counts.values()))
 
     def ready(self) -> bool:
-        markets = self.handlers.markets
+        markets = self.exporter.state.markets.markets
         return self.exporter.health.ready()[0] and all(
             symbol in markets and markets[symbol].book.loaded for symbol in self.symbols)
 
@@ -157,7 +159,7 @@ class Pipeline:
         while time.monotonic() < deadline:
             gevent.sleep(POLL_INTERVAL)
             # Read while the reader is paused: a count and the arrival time of its last frame.
-            seen, at = self.messages_seen() - baseline, self.handlers.last_message_time
+            seen, at = self.messages_seen() - baseline, self.link.last_message_time
             if seen and first is None:
                 first = (seen, at)
             if seen >= expected:

@@ -12,19 +12,17 @@ from typing import Any
 
 import gevent
 from gevent.event import Event
-from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from . import __version__
+from . import __version__, channels, collectors
 from .backoff import Backoff
 from .descriptors import apply_descriptor_budget
-from .handlers import ERROR_REASONS, BookCollector, Handlers
 from .health import Health
 from .http import http_limits, make_app, make_guard, make_server
 from .logs import Redactor, install_crash_redaction
-from .metrics import Metrics
 from .rest import RestClient, sign
-from .session import CONNECT_STAGES, DISCONNECT_REASONS, Session
+from .session import Session
 from .settings import Settings
 from .supervisor import Reconciler, Supervisor
 from .webconfig import load_web_config
@@ -50,20 +48,21 @@ class Exporter:
         api_key = settings.secret_api_key()
         self.redactor.add(api_key)
         self.redactor.add(sign(b"", api_key))  # the signature of every GET: as secret as the key
-        self.metrics = Metrics(self.registry)
-        self.metrics.exporter_build_info.labels(__version__).set(1)
-        _initialise_bounded_series(self.metrics, settings.channels)
-        ProcessCollector(registry=self.registry)
-        self.handlers = Handlers(
-            self.metrics,
+        self.state = channels.new_state(
+            subscribed=settings.channels,
             markets=None if settings.all_markets else settings.markets,
             depth_bands=settings.depth_bands,
             max_markets=settings.max_markets,
         )
-        self.registry.register(BookCollector(self.handlers))
-        self.health = Health(settings.idle_timeout, lambda: self.handlers.last_event_time)
+        guard = make_guard(http_limits(settings, apply_descriptor_budget()))
+        self.instruments = collectors.register(self.registry, self.state, version=__version__,
+                                               http=guard)
+        link = self.state.link
+        self.health = Health(settings.idle_timeout, lambda: link.last_event_time,
+                             supervisor_alive=lambda: self.supervisor.alive())  # noqa: PLW0108 - built below
         self.rest = RestClient(
-            self.metrics,
+            link,
+            self.instruments.api_request_duration_seconds,
             api_url=settings.api_url,
             market_api_url=settings.market_api_url,
             scales_api_url=settings.scales_api_url,
@@ -74,16 +73,15 @@ class Exporter:
         )
         self.reconciler = Reconciler(
             self.rest,
-            self.handlers,
+            self.state,
             interval=settings.reconcile_interval,
             private=bool(settings.private_channels),
             stop=self.stop_event,
         )
         self.supervisor = Supervisor(
             self.new_session,
-            metrics=self.metrics,
+            state=self.state,
             health=self.health,
-            handlers=self.handlers,
             backoff=Backoff(settings.backoff_min, settings.backoff_max),
             backoff_reset_after=settings.backoff_reset_after,
             stale_after=settings.stale_after,
@@ -91,7 +89,6 @@ class Exporter:
         )
         web_config = load_web_config(str(settings.web_config_file)) \
             if settings.web_config_file else None
-        guard = make_guard(http_limits(settings, apply_descriptor_budget()), self.metrics)
         self.server = make_server(
             settings.listen_address,
             make_app(self.registry, self.health, web_config, version=__version__, guard=guard),
@@ -123,8 +120,8 @@ class Exporter:
             markets=None if settings.all_markets else settings.markets,
             depth_scale=settings.depth_scale,
             rest=self.rest,
-            handlers=self.handlers,
-            metrics=self.metrics,
+            state=self.state,
+            instruments=self.instruments,
             health=self.health,
             redactor=self.redactor,
             ping_interval=settings.ping_interval,
@@ -167,15 +164,3 @@ class Exporter:
         self.stop()
         return 0
 
-
-def _initialise_bounded_series(metrics: Metrics, channels: tuple[str, ...]) -> None:
-    """Create every bounded counter series at 0, so ``increase()`` sees its first event."""
-    for reason in DISCONNECT_REASONS:
-        metrics.websocket_disconnects_total.labels(reason)
-    for stage in CONNECT_STAGES:
-        metrics.websocket_connect_failures_total.labels(stage)
-    for reason in ERROR_REASONS:
-        metrics.websocket_message_errors_total.labels(reason)
-    for channel in channels:
-        metrics.websocket_subscribe_failures_total.labels(channel)
-        metrics.websocket_subscriptions.labels(channel)

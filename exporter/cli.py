@@ -16,7 +16,6 @@ from . import __version__
 from .app import Exporter
 from .logs import Redactor, setup_logging
 from .settings import ENV_PREFIX, ConfigError, Settings, load_settings, option_names
-from .simulator import cli as simulator_cli
 from .webconfig import WebConfigError, load_web_config
 
 PROG = "cryptomus-exporter"
@@ -69,15 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(run)
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     add_settings_arguments(check)
-    simulate = commands.add_parser("simulate", help="run the simulated Cryptomus exchange")
-    simulator_cli.add_arguments(simulate)
+    # Its options are parsed by the simulator's own parser, imported only for this command.
+    commands.add_parser("simulate", help="run the simulated Cryptomus exchange", add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
     if args.command == "simulate":
-        return simulator_cli.run(args)
+        simulator_cli = _simulator_cli()
+        simulate = argparse.ArgumentParser(prog=f"{PROG} simulate",
+                                           description="The simulated Cryptomus exchange.")
+        simulator_cli.add_arguments(simulate)
+        return simulator_cli.run(simulate.parse_args(rest))
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     overrides = {name: value for name, value in vars(args).items()
                  if name in Settings.model_fields}
     try:
@@ -118,6 +124,13 @@ def run(settings: Settings, redactor: Redactor) -> int:
     except OSError as error:
         exporter.stop()
         return _fail(f"cannot listen on {settings.listen_address}: {error.strerror or error}", 1)
+
+
+def _simulator_cli():
+    """The simulator's command line, imported only when it is needed."""
+    from .simulator import cli  # noqa: PLC0415 - not on every run
+
+    return cli
 
 
 def _fail(message: str, status: int) -> int:

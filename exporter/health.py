@@ -19,6 +19,7 @@ class Health:
         last_event_time: Callable[[], float],
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        supervisor_alive: Callable[[], bool] = lambda: True,
     ) -> None:
         self.data_window = data_window
         self.last_event_time = last_event_time
@@ -28,7 +29,7 @@ class Health:
         self.subscribed = False
         self.connected_at_wall = 0.0
         self.disconnected_since: float | None = clock()
-        self.supervisor_alive: Callable[[], bool] = lambda: True
+        self.supervisor_alive = supervisor_alive
 
     def on_connected(self) -> None:
         self.connected = True

@@ -49,22 +49,12 @@ from prometheus_client import CollectorRegistry
 from exporter.descriptors import ACCEPT_HEADROOM, DescriptorBudget, http_connection_limit
 from exporter.exposition import Exposition, metrics_response
 from exporter.httpguard import (
-    EVICTABLE_PHASES,
-    EVICTED,
-    REFUSE_REASONS,
-    REFUSED,
     REJECT_AUTH_QUEUE,
     REJECT_BAD_REQUEST,
-    REJECT_REASONS,
-    REJECTED,
-    TIMED_OUT,
-    TIMEOUT_PHASES,
     Connection,
     ConnectionGuard,
     HttpLimits,
-    MetricsSink,
 )
-from exporter.metrics import Metrics
 from exporter.settings import Settings
 from exporter.webconfig import WebConfig
 
@@ -382,32 +372,6 @@ def _too_many_requests(limit: int) -> WSGIApp:
     return app
 
 
-class _MetricsSink(MetricsSink):
-    """The guard's counts on the exporter's own metrics."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._counters = {
-            REFUSED: metrics.http_connections_refused_total,
-            TIMED_OUT: metrics.http_connections_timed_out_total,
-            EVICTED: metrics.http_connections_evicted_total,
-            REJECTED: metrics.http_requests_rejected_total,
-        }
-        self._open = metrics.http_connections_open
-        self._limit = metrics.http_connections_limit
-        for labels, counter in ((REFUSE_REASONS, REFUSED),
-                                (tuple(TIMEOUT_PHASES.values()), TIMED_OUT),
-                                (EVICTABLE_PHASES, EVICTED), (REJECT_REASONS, REJECTED)):
-            for label in labels:  # every series at 0, so increase() sees the first one
-                self._counters[counter].labels(label)
-
-    def count(self, event: str, label: str) -> None:
-        self._counters[event].labels(label).inc()
-
-    def connections(self, open_now: int, limit: int) -> None:
-        self._open.set(open_now)
-        self._limit.set(limit)
-
-
 def _shutdown(sock: Any) -> None:
     """Wake whatever greenlet waits on *sock* and end the TCP connection.
 
@@ -572,11 +536,10 @@ def http_limits(settings: Settings, budget: DescriptorBudget) -> HttpLimits:
     return limits
 
 
-def make_guard(limits: HttpLimits | None = None, metrics: Metrics | None = None
-               ) -> ConnectionGuard:
-    """The connection guard a server and its app share; counts on *metrics* if given."""
-    return ConnectionGuard(limits or HttpLimits(), _shutdown,
-                           sink=_MetricsSink(metrics) if metrics is not None else None)
+def make_guard(limits: HttpLimits | None = None) -> ConnectionGuard:
+    """The connection guard a server and its app share (its counts are exposed by
+    ``collectors.HttpCollector``)."""
+    return ConnectionGuard(limits or HttpLimits(), _shutdown)
 
 
 def make_server(

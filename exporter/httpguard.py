@@ -81,30 +81,19 @@ class Connection:
         self.closing = False
 
 
-class MetricsSink:
-    """Where the guard's counts go besides its own books; no-op by default."""
-
-    def count(self, event: str, label: str) -> None: ...
-
-    def connections(self, open_now: int, limit: int) -> None: ...
-
-
 class ConnectionGuard:
     def __init__(self, limits: HttpLimits, close: Callable[[Any], None], *,
-                 sink: MetricsSink | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if limits.max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self.limits = limits
         self._close = close
-        self._sink = sink or MetricsSink()
         self._clock = clock
         self._open: dict[int, Connection] = {}
         self.in_flight = 0
         self.events: Counter[tuple[str, str]] = Counter()
         self._reported: Counter[tuple[str, str]] = Counter()
         self._next_report = 0.0
-        self._sink.connections(0, limits.max_connections)
 
     # --- connections ----------------------------------------------------------------
 
@@ -127,7 +116,6 @@ class ConnectionGuard:
         now = self._clock()
         connection = Connection(sock, now, now + self.limits.read_header_timeout)
         self._open[id(connection)] = connection
-        self._changed()
         return connection
 
     def headers_done(self, connection: Connection) -> None:
@@ -138,8 +126,7 @@ class ConnectionGuard:
 
     def release(self, connection: Connection) -> None:
         """The connection is closed (idempotent)."""
-        if self._open.pop(id(connection), None) is not None:
-            self._changed()
+        self._open.pop(id(connection), None)
 
     def expire(self) -> int:
         """Close every connection past its deadline; how many."""
@@ -167,10 +154,6 @@ class ConnectionGuard:
         connection.closing = True
         self._open.pop(id(connection), None)
         self._close(connection.sock)
-        self._changed()
-
-    def _changed(self) -> None:
-        self._sink.connections(len(self._open), self.limits.max_connections)
 
     # --- requests -------------------------------------------------------------------
 
@@ -192,7 +175,6 @@ class ConnectionGuard:
 
     def _record(self, event: str, label: str) -> None:
         self.events[(event, label)] += 1
-        self._sink.count(event, label)
 
     def report(self) -> str | None:
         """A summary of what happened since the last one, at most once per

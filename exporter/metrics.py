@@ -6,18 +6,17 @@ test, so renaming a metric breaks the build instead of a dashboard.
 
 Names are the exposed names without the ``cryptomus_`` namespace; counters keep
 their ``_total`` suffix here (prometheus-client adds it back when exposing).
-Metrics marked ``collected`` are not metric objects: they are produced at scrape
-time by a collector, from the order books (``handlers.BookCollector``) or from
-plain numbers the stream handlers keep on the hot path
-(``handlers.StreamCollector``). They expose the same samples an object would,
-``_created`` included for counters.
+Every metric is produced at scrape time by one of the collectors in
+``exporter/collectors/`` (its ``group`` says which concern it belongs to), except
+the two histograms marked ``instrument``: they are prometheus-client objects,
+held by :class:`Instruments` and observed where the durations are measured.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Histogram
 
 NAMESPACE = "cryptomus"
 
@@ -35,7 +34,7 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...] = ()
     group: str = CONNECTION
-    collected: bool = False
+    instrument: bool = False
     buckets: tuple[float, ...] | None = None
 
     @property
@@ -52,65 +51,51 @@ class MetricSpec:
         return (self.full_name,)
 
 
-def _market(name: str, kind: str, help: str, *labels: str, collected: bool = False) -> MetricSpec:
-    return MetricSpec(name, kind, help, ("market", *labels), MARKET, collected)
+def _market(name: str, kind: str, help: str, *labels: str) -> MetricSpec:
+    return MetricSpec(name, kind, help, ("market", *labels), MARKET)
 
 
 def _account(name: str, kind: str, help: str, *labels: str) -> MetricSpec:
     return MetricSpec(name, kind, help, labels, ACCOUNT)
 
 
-def _connection(name: str, kind: str, help: str, *labels: str, buckets=None,
-                collected: bool = False) -> MetricSpec:
-    return MetricSpec(name, kind, help, labels, CONNECTION, collected, buckets)
+def _connection(name: str, kind: str, help: str, *labels: str,
+                buckets: tuple[float, ...] | None = None) -> MetricSpec:
+    return MetricSpec(name, kind, help, labels, CONNECTION, instrument=buckets is not None,
+                      buckets=buckets)
 
 
 SPECS: tuple[MetricSpec, ...] = (
     # market data
-    # kept by the stream handlers as plain numbers (handlers.StreamCollector)
-    _market("last_price", GAUGE, "Last traded price (lastprice channel), in quote currency.",
-            collected=True),
-    _market("ticker_open_price", GAUGE, "24 h ticker: opening price, in quote currency.",
-            collected=True),
-    _market("ticker_high_price", GAUGE, "24 h ticker: highest price, in quote currency.",
-            collected=True),
-    _market("ticker_low_price", GAUGE, "24 h ticker: lowest price, in quote currency.",
-            collected=True),
-    _market("ticker_base_volume", GAUGE, "24 h ticker: traded volume in base currency.",
-            collected=True),
-    _market("ticker_quote_volume", GAUGE, "24 h ticker: traded volume in quote currency.",
-            collected=True),
+    # collectors/market.py
+    _market("last_price", GAUGE, "Last traded price (lastprice channel), in quote currency."),
+    _market("ticker_open_price", GAUGE, "24 h ticker: opening price, in quote currency."),
+    _market("ticker_high_price", GAUGE, "24 h ticker: highest price, in quote currency."),
+    _market("ticker_low_price", GAUGE, "24 h ticker: lowest price, in quote currency."),
+    _market("ticker_base_volume", GAUGE, "24 h ticker: traded volume in base currency."),
+    _market("ticker_quote_volume", GAUGE, "24 h ticker: traded volume in quote currency."),
     _market(
         "ticker_price_change_ratio", GAUGE,
         "24 h ticker: price change as a ratio (0.0004 for the exchange's \"0.04\" percent).",
-        collected=True,
     ),
-    # computed from the order books at scrape time (handlers.BookCollector)
-    _market("orderbook_best_bid_price", GAUGE, "Highest bid in the local order book.",
-            collected=True),
-    _market("orderbook_best_ask_price", GAUGE, "Lowest ask in the local order book.",
-            collected=True),
-    _market("orderbook_spread", GAUGE, "Best ask minus best bid, in quote currency.",
-            collected=True),
-    _market("orderbook_spread_ratio", GAUGE, "Spread divided by the mid price.", collected=True),
-    _market("orderbook_levels", GAUGE, "Price levels in the local order book.", "side",
-            collected=True),
+    # collectors/orderbook.py, from the live books
+    _market("orderbook_best_bid_price", GAUGE, "Highest bid in the local order book."),
+    _market("orderbook_best_ask_price", GAUGE, "Lowest ask in the local order book."),
+    _market("orderbook_spread", GAUGE, "Best ask minus best bid, in quote currency."),
+    _market("orderbook_spread_ratio", GAUGE, "Spread divided by the mid price."),
+    _market("orderbook_levels", GAUGE, "Price levels in the local order book.", "side"),
     _market(
         "orderbook_depth", GAUGE,
         "Base quantity resting within a band (ratio) of the mid price.", "side", "band",
-        collected=True,
     ),
     _market("orderbook_resyncs_total", COUNTER,
-            "Local order books dropped and reloaded, by reason.", "reason", collected=True),
-    _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side",
-            collected=True),
-    _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side",
-            collected=True),
+            "Local order books dropped and reloaded, by reason.", "reason"),
+    _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side"),
+    _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side"),
     _market("traded_quote_volume_total", COUNTER,
-            "Public traded volume in quote currency (price x quantity).", "side", collected=True),
+            "Public traded volume in quote currency (price x quantity).", "side"),
     _market("market_last_update_timestamp_seconds", GAUGE,
-            "Unix time of the last update received for a market, by channel.", "channel",
-            collected=True),
+            "Unix time of the last update received for a market, by channel.", "channel"),
     # account
     _account("balance", GAUGE, "Available balance of the account, by currency.", "currency"),
     _account("balance_held", GAUGE, "Balance held in open orders, by currency.", "currency"),
@@ -137,8 +122,7 @@ SPECS: tuple[MetricSpec, ...] = (
                 "Unix time the current connection was established (0 when disconnected)."),
     _connection("websocket_last_message_timestamp_seconds", GAUGE,
                 "Unix time the last frame of any kind was received."),
-    _connection("websocket_messages_total", COUNTER, "Frames received, by method.", "method",
-                collected=True),
+    _connection("websocket_messages_total", COUNTER, "Frames received, by method.", "method"),
     _connection("websocket_message_errors_total", COUNTER,
                 "Frames counted and skipped, by reason.", "reason"),
     _connection("websocket_ping_rtt_seconds", HISTOGRAM, "Round trip time of ping -> pong.",
@@ -177,30 +161,20 @@ SPECS: tuple[MetricSpec, ...] = (
 SPECS_BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in SPECS}
 
 
-def _build(spec: MetricSpec, registry: CollectorRegistry):
-    if spec.kind == GAUGE:
-        return Gauge(spec.full_name, spec.help, spec.labels, registry=registry)
-    if spec.kind == COUNTER:
-        return Counter(spec.full_name.removesuffix("_total"), spec.help, spec.labels,
-                       registry=registry)
-    return Histogram(spec.full_name, spec.help, spec.labels, registry=registry,
-                     buckets=spec.buckets)
+class Instruments:
+    """The only metric objects: the two histograms, observed where the time is measured
+    (``session`` the ping round trips, ``rest`` the REST calls)."""
 
-
-class Metrics:
-    """Every metric object, registered in the registry passed in.
-
-    Attributes are named after the table (``metrics.balance``); metrics that are
-    ``collected`` at scrape time have no attribute.
-    """
+    websocket_ping_rtt_seconds: Histogram
+    api_request_duration_seconds: Histogram
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        for spec in SPECS:
-            if not spec.collected:
-                setattr(self, spec.name, _build(spec, registry))
+        self.websocket_ping_rtt_seconds = _histogram(
+            SPECS_BY_NAME["websocket_ping_rtt_seconds"], registry)
+        self.api_request_duration_seconds = _histogram(
+            SPECS_BY_NAME["api_request_duration_seconds"], registry)
 
-    def __getattr__(self, name: str):  # only reached for names without a metric object
-        if name in SPECS_BY_NAME:
-            raise AttributeError(f"metric {name!r} is collected at scrape time: no object")
-        raise AttributeError(f"no metric {name!r} in exporter.metrics.SPECS")
+
+def _histogram(spec: MetricSpec, registry: CollectorRegistry) -> Histogram:
+    return Histogram(spec.full_name, spec.help, spec.labels, registry=registry,
+                     buckets=spec.buckets or Histogram.DEFAULT_BUCKETS)

@@ -62,19 +62,6 @@ def unsubscribe(request_id: int, channel: str, params: list[str]) -> bytes:
     return encode_request(request_id, channel + UNSUBSCRIBE_SUFFIX, params)
 
 
-def subscription_params(channel: str, markets: tuple[str, ...] | None, depth_scale: int) -> list:
-    """Params of ``<channel>_subscribe``: ``["all"]`` when markets is None."""
-    if markets is None:
-        if channel == "depth" and depth_scale != 0:
-            raise ValueError("depth with a non-zero scale needs explicit markets")
-        return ["all"]
-    if channel == "depth":
-        return [f"{market}:{depth_scale}" for market in markets]
-    if channel == "balance":
-        return ["all"]  # balances are keyed by currency, not market; see protocol notes
-    return list(markets)
-
-
 # --- frames -----------------------------------------------------------------------------
 
 

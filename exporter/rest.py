@@ -1,9 +1,10 @@
 """Signed REST calls around the stream: token, markets, scales, balances, open orders.
 
-Every call has a timeout, is counted in ``api_requests_total{endpoint,code}`` and
-timed in ``api_request_duration_seconds``. Idempotent reads are retried with
-backoff on network errors, 429 and 5xx. Errors name the endpoint and the status,
-never a URL with secrets, a header or a response body (which may hold a token).
+Every call has a timeout, is counted in the link state (exposed as
+``api_requests_total{endpoint,code}``) and timed in the ``api_request_duration_seconds``
+histogram. Idempotent reads are retried with backoff on network errors, 429 and 5xx.
+Errors name the endpoint and the status, never a URL with secrets, a header or a
+response body (which may hold a token).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 
 import gevent.pool
 import requests
+from prometheus_client import Histogram
 
 from . import protocol
 from .backoff import Backoff
-from .metrics import Metrics
+from .state import link as records
+from .state.model import Link
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,8 @@ def retry_after_seconds(value: str | None) -> float | None:
 class RestClient:
     def __init__(
         self,
-        metrics: Metrics,
+        link: Link,
+        duration: Histogram,
         *,
         api_url: str,
         market_api_url: str,
@@ -76,7 +80,8 @@ class RestClient:
         attempts: int = 3,
         wait: Callable[[float], Any] = time.sleep,
     ) -> None:
-        self.metrics = metrics
+        self.link = link
+        self.duration = duration
         self.api_url = api_url
         self.market_api_url = market_api_url
         self.scales_api_url = scales_api_url
@@ -192,6 +197,5 @@ class RestClient:
             raise RestError(endpoint, "invalid_response", "body is not JSON") from None
 
     def _observe(self, endpoint: str, code: str, started: float) -> None:
-        self.metrics.api_requests_total.labels(endpoint, code).inc()
-        self.metrics.api_request_duration_seconds.labels(endpoint).observe(
-            time.monotonic() - started)
+        records.api_request(self.link, endpoint, code, time.time())
+        self.duration.labels(endpoint).observe(time.monotonic() - started)

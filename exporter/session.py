@@ -4,6 +4,12 @@
 ``ConnectFailure(stage)`` when it never got established. It never retries:
 that is the supervisor's job. The reader yields to the hub every few hundred
 frames so /metrics keeps answering while the socket is saturated.
+
+The session owns the decoding of what arrives and the matching of replies: its
+``FrameHandler`` (built with the session's resubscribe callback) takes every
+message ``_read`` receives, and its ``Replies`` pairs acks and pongs with the
+requests and pings it sent. What happens to the connection is recorded in the
+state through ``state.link``'s functions.
 """
 
 from __future__ import annotations
@@ -17,27 +23,34 @@ import gevent
 import websocket
 from gevent.event import AsyncResult, Event
 
+from . import channels as channel_table
 from . import protocol
-from .handlers import UNEXPECTED_REPLY, Handlers
+from .frames import FrameHandler
 from .health import Health
 from .logs import Redactor
-from .metrics import Metrics
+from .metrics import Instruments
+from .replies import Replies
 from .rest import RestClient, RestError
+from .state import link as records
+from .state.link import (
+    CONNECT_STAGES,
+    DISCONNECT_REASONS,
+    ERROR,
+    IDLE_TIMEOUT,
+    PONG_TIMEOUT,
+    RESYNC_FAILED,
+    SERVER_CLOSED,
+    SHUTDOWN,
+    UNEXPECTED_REPLY,
+)
+from .state.model import State
 
 log = logging.getLogger(__name__)
 
 YIELD_EVERY = 256
 _MESSAGE_OPCODES = frozenset((websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY))
 
-# Disconnect reasons (label values of websocket_disconnects_total).
-SERVER_CLOSED = "server_closed"
-IDLE_TIMEOUT = "idle_timeout"
-PONG_TIMEOUT = "pong_timeout"
-RESYNC_FAILED = "resync_failed"
-ERROR = "error"
-SHUTDOWN = "shutdown"
-DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, ERROR, SHUTDOWN)
-CONNECT_STAGES = ("token", "connect", "subscribe")
+__all__ = ["CONNECT_STAGES", "DISCONNECT_REASONS", "SHUTDOWN", "ConnectFailure", "Session"]
 ESTABLISHED = "established"
 
 
@@ -60,8 +73,8 @@ class Session:
         markets: tuple[str, ...] | None,
         depth_scale: int,
         rest: RestClient,
-        handlers: Handlers,
-        metrics: Metrics,
+        state: State,
+        instruments: Instruments,
         health: Health,
         redactor: Redactor,
         ping_interval: float,
@@ -71,14 +84,15 @@ class Session:
         connect_timeout: float,
         resync_min_interval: float,
         on_established: Callable[[], None] = lambda: None,
+        table: tuple[channel_table.Channel, ...] = channel_table.CHANNELS,
     ) -> None:
         self.ws_url = ws_url
         self.channels = channels
         self.markets = markets
         self.depth_scale = depth_scale
         self.rest = rest
-        self.handlers = handlers
-        self.metrics = metrics
+        self.state = state
+        self.link = state.link
         self.health = health
         self.redactor = redactor
         self.ping_interval = ping_interval
@@ -93,9 +107,13 @@ class Session:
         self._done = Event()
         self._greenlets: list[gevent.Greenlet] = []
         self._next_id = 0
-        self._pending: dict[int, tuple[str, AsyncResult]] = {}
-        self._pings: dict[int, float] = {}
+        self._channels = channel_table.by_name(table)
+        self._replies = Replies(on_rtt=instruments.websocket_ping_rtt_seconds.observe,
+                                on_unexpected=self._unexpected_reply)
+        self._frames = FrameHandler(state, on_reply=self._replies.match,
+                                    on_resync=self._request_resync, table=table)
         self._resync_wanted = Event()
+        self._resync_channels: set[str] = set()
         self._last_resync = float("-inf")
         self.stage = CONNECT_STAGES[0]
 
@@ -129,9 +147,7 @@ class Session:
         if self.reason is None:
             self.reason = reason
         self._done.set()
-        for _, result in self._pending.values():
-            if not result.ready():
-                result.set_exception(ConnectionError("connection closed"))
+        self._replies.fail_all(ConnectionError("connection closed"))
         ws = self.ws
         if ws is not None and ws.connected:
             with contextlib.suppress(OSError, websocket.WebSocketException):
@@ -167,41 +183,35 @@ class Session:
         self.stage = "subscribe"
         requests = {}
         for channel in self.channels:
-            params = protocol.subscription_params(channel, self._markets_for(channel),
-                                                  self.depth_scale)
             try:
                 requests[channel] = self._request(f"{channel}_subscribe", protocol.subscribe,
-                                                  channel, params)
+                                                  channel, self._params(channel))
             except ConnectionError as error:  # e.g. reset right after the upgrade
                 raise ConnectFailure("subscribe", str(error)) from None
         accepted = 0
         for channel, result in requests.items():
             response = self._wait_reply(result, "subscribe")
+            records.subscribed(self.link, channel, response.ok)
             if response.ok:
                 accepted += 1
-                self.metrics.websocket_subscriptions.labels(channel).set(1)
             else:
-                self.metrics.websocket_subscribe_failures_total.labels(channel).inc()
                 log.error("subscription to %s rejected: %s (code %s)", channel,
                           response.error, response.code)
         if not accepted:
             raise ConnectFailure("subscribe", "every subscription was rejected")
 
-    def _markets_for(self, channel: str) -> tuple[str, ...] | None:
-        if self.markets is None and channel == "depth" and self.depth_scale != 0:
-            return tuple(sorted(self.handlers.known_markets)) or None
-        return self.markets
+    def _params(self, channel: str) -> list[str]:
+        selection = channel_table.Selection(self.markets, self.depth_scale,
+                                            self.state.markets.known)
+        return self._channels[channel].params(selection)
 
     def _established(self) -> None:
         self.stage = ESTABLISHED
-        metrics = self.metrics
-        metrics.websocket_connected.set(1)
-        metrics.websocket_connects_total.inc()
-        metrics.websocket_connected_since_timestamp_seconds.set(time.time())
-        metrics.websocket_reconnect_backoff_seconds.set(0)
+        records.established(self.link, time.time())
         self.health.on_subscribed()
-        self.handlers.request_depth_resync = self._resync_wanted.set
-        self.handlers.depth_resubscribed()
+        # The fresh subscriptions reload everything: a resync asked for before is moot.
+        self._resync_channels.clear()
+        self._resync_wanted.clear()
         self._spawn(self._keepalive)
         self._spawn(self._resync_loop)
         self.on_established()
@@ -210,18 +220,13 @@ class Session:
         if self.reason is None:
             self.reason = ERROR
         self.close(self.reason)
-        self.handlers.request_depth_resync = lambda: None
         current = gevent.getcurrent()
         gevent.killall([g for g in self._greenlets if g is not current], block=False)
         if self.ws is not None:
             with contextlib.suppress(OSError, websocket.WebSocketException):
                 self.ws.shutdown()
-        self.metrics.websocket_connected.set(0)
-        self.metrics.websocket_connected_since_timestamp_seconds.set(0)
-        for channel in self.channels:
-            self.metrics.websocket_subscriptions.labels(channel).set(0)
+        records.disconnected(self.link, self.state.markets)
         self.health.on_disconnected()
-        self.handlers.clear_books()
 
     def _spawn(self, function: Callable[[], None]) -> None:
         self._greenlets.append(gevent.spawn(function))
@@ -231,8 +236,7 @@ class Session:
     def _request(self, method: str, build: Callable[..., bytes], *args) -> AsyncResult:
         self._next_id += 1
         request_id = self._next_id
-        result = AsyncResult()
-        self._pending[request_id] = (method, result)
+        result = self._replies.expect(request_id, method)
         log.debug("request %d: %s", request_id, method)
         self._send(build(request_id, *args))
         return result
@@ -255,33 +259,19 @@ class Session:
         except ConnectionError as error:
             raise ConnectFailure(stage, str(error)) from None
 
-    def _on_response(self, response: protocol.Response) -> None:
-        if response.method == "pong":
-            sent = self._pings.pop(response.request_id, None)
-            if sent is not None:
-                self.metrics.websocket_ping_rtt_seconds.observe(time.monotonic() - sent)
-            return
-        entry = self._pending.pop(response.request_id, None) if response.request_id else None
-        if entry is None:
-            entry = self._oldest_pending(response.method)
-        if entry is None:
-            self.handlers.count_error(UNEXPECTED_REPLY, "reply to no pending request")
-            return
-        entry[1].set(response)
+    def _unexpected_reply(self, detail: str) -> None:
+        records.reject(self.link, UNEXPECTED_REPLY, detail)
 
-    def _oldest_pending(self, method: str | None) -> tuple[str, AsyncResult] | None:
-        """Match a reply whose id we do not know (acks may carry id 0 and no method)."""
-        for request_id, (pending_method, _) in self._pending.items():
-            if method is None or method == pending_method:
-                return self._pending.pop(request_id)
-        return None
+    def _request_resync(self, channel: str) -> None:
+        """A channel's data cannot be trusted: renew its subscription (``_resync_loop``)."""
+        self._resync_channels.add(channel)
+        self._resync_wanted.set()
 
     # --- greenlets ------------------------------------------------------------------------
 
     def _read(self) -> None:
         ws = self.ws
-        handle = self.handlers.handle_frame
-        on_response = self._on_response
+        handle = self._frames.handle  # the one function every message goes through
         # Frames, not recv_data(): for a whole message in one frame (nearly every frame)
         # recv_data's bookkeeping, continuation-frame calls included, costs about 0.5 us
         # a frame; _message does exactly that bookkeeping for the others.
@@ -301,9 +291,7 @@ class Session:
                     if opcode == websocket.ABNF.OPCODE_CLOSE:
                         self.close(SERVER_CLOSED)
                         return
-                response = handle(data)  # stamps handlers.last_message_time (idle watchdog)
-                if response is not None:
-                    on_response(response)
+                handle(data)
                 frames += 1
                 if frames >= YIELD_EVERY:
                     frames = 0
@@ -318,56 +306,66 @@ class Session:
     def _keepalive(self) -> None:
         tick = min(1.0, self.ping_interval / 4, self.pong_timeout / 4, self.idle_timeout / 4)
         next_ping = time.monotonic() + self.ping_interval
-        # The reader reads no clock of its own: a frame arrived since the last tick when
-        # the handlers' last message time changed (idle is thus measured to within a tick).
-        # The subscription acknowledgements have just arrived.
-        last_message_time = self.handlers.last_message_time
+        # The reader reads no monotonic clock of its own: a frame arrived since the last
+        # tick when the frame handler's last frame time changed (idle is thus measured to
+        # within a tick). The subscription acknowledgements have just arrived.
+        frames = self._frames
+        last_frame_time = frames.last_frame_time
         last_receive = time.monotonic()
         while not self._done.wait(tick):
             now = time.monotonic()
-            if self.handlers.last_message_time != last_message_time:
-                last_message_time = self.handlers.last_message_time
+            if frames.last_frame_time != last_frame_time:
+                last_frame_time = frames.last_frame_time
                 last_receive = now
             if now - last_receive > self.idle_timeout:
                 log.warning("nothing received for %.0f s: reconnecting", now - last_receive)
                 self.close(IDLE_TIMEOUT)
                 return
-            if self._pings and now - min(self._pings.values()) > self.pong_timeout:
+            ping_age = self._replies.oldest_ping_age()
+            if ping_age is not None and ping_age > self.pong_timeout:
                 log.warning("no pong within %.1f s: reconnecting", self.pong_timeout)
                 self.close(PONG_TIMEOUT)
                 return
             if now >= next_ping:
                 next_ping = now + self.ping_interval
                 self._next_id += 1
-                self._pings[self._next_id] = now
+                self._replies.ping_sent(self._next_id)
                 try:
                     self._send(protocol.ping(self._next_id))
                 except ConnectionError:
                     return
 
     def _resync_loop(self) -> None:
-        """Resubscribe depth (unsubscribe, ack, subscribe): every book reloads."""
+        """Resubscribe a channel (unsubscribe, ack, subscribe): for depth every book reloads."""
         while self._resync_wanted.wait() and not self._done.is_set():
             wait = self._last_resync + self.resync_min_interval - time.monotonic()
             if wait > 0 and self._done.wait(wait):
                 return
             self._resync_wanted.clear()
             self._last_resync = time.monotonic()
-            params = protocol.subscription_params("depth", self._markets_for("depth"),
-                                                  self.depth_scale)
-            try:
-                for method, build in (("depth_unsubscribe", protocol.unsubscribe),
-                                      ("depth_subscribe", protocol.subscribe)):
-                    reply = self._wait_reply(self._request(method, build, "depth", params),
-                                             "resync")
-                    if not reply.ok:
-                        raise ConnectFailure("resync", f"{method} rejected: {reply.error}")
-            except (ConnectFailure, ConnectionError) as error:
+            wanted, self._resync_channels = self._resync_channels, set()
+            for channel in sorted(wanted):
+                if not self._resubscribe(channel):
+                    return
+
+    def _resubscribe(self, channel: str) -> bool:
+        params = self._params(channel)
+        try:
+            for method, build in ((channel + protocol.UNSUBSCRIBE_SUFFIX, protocol.unsubscribe),
+                                  (channel + protocol.SUBSCRIBE_SUFFIX, protocol.subscribe)):
+                reply = self._wait_reply(self._request(method, build, channel, params), "resync")
+                if not reply.ok:
+                    raise ConnectFailure("resync", f"{method} rejected: {reply.error}")
+        except (ConnectFailure, ConnectionError, ValueError) as error:
+            if channel == "depth":  # the runbook quotes this line
                 log.warning("order book resync failed (%s): reconnecting", error)
-                self.close(RESYNC_FAILED)
-                return
-            self.handlers.depth_resubscribed()
-            log.info("order books resubscribed")
+            else:
+                log.warning("%s resync failed (%s): reconnecting", channel, error)
+            self.close(RESYNC_FAILED)
+            return False
+        records.resubscribed(self.link, channel)
+        log.info("%s resubscribed", channel)
+        return True
 
 
 def _message(ws: websocket.WebSocket, frame: websocket.ABNF) -> tuple[int, bytes] | None:

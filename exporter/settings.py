@@ -21,10 +21,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from . import channels as channel_table
+
 ENV_PREFIX = "CRYPTOMUS_"
-ALL_CHANNELS = ("lastprice", "ticker", "depth", "trade", "order", "balance", "deal")
-PUBLIC_CHANNELS = ("lastprice", "ticker", "depth", "trade")
-PRIVATE_CHANNELS = ("order", "balance", "deal")
+ALL_CHANNELS = channel_table.names()
+PRIVATE_CHANNELS = channel_table.private_names()
 _MARKET_RE = re.compile(r"^[A-Z0-9]{1,20}_[A-Z0-9]{1,20}$")
 
 

@@ -16,11 +16,12 @@ import gevent
 from gevent.event import Event
 
 from .backoff import Backoff
-from .handlers import Handlers
 from .health import Health
-from .metrics import Metrics
 from .rest import RestClient, RestError
 from .session import SHUTDOWN, ConnectFailure, Session
+from .state import account, market
+from .state import link as records
+from .state.model import State
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +31,29 @@ class Supervisor:
         self,
         session_factory: Callable[[], Session],
         *,
-        metrics: Metrics,
+        state: State,
         health: Health,
-        handlers: Handlers,
         backoff: Backoff,
         backoff_reset_after: float,
         stale_after: float,
         stop: Event,
     ) -> None:
         self.session_factory = session_factory
-        self.metrics = metrics
+        self.state = state
         self.health = health
-        self.handlers = handlers
         self.backoff = backoff
         self.backoff_reset_after = backoff_reset_after
         self.stale_after = stale_after
         self.stop = stop
         self.session: Session | None = None
-        self.sessions_started = 0
         self._greenlets: list[gevent.Greenlet] = []
 
     def start(self) -> None:
         self._greenlets = [gevent.spawn(self.run), gevent.spawn(self.watch_staleness)]
-        self.health.supervisor_alive = lambda: not self._greenlets[0].dead
+
+    def alive(self) -> bool:
+        """False once the reconnect loop has died (it never should): liveness."""
+        return not self._greenlets or not self._greenlets[0].dead
 
     def shutdown(self, timeout: float = 5.0) -> None:
         self.stop.set()
@@ -67,10 +68,9 @@ class Supervisor:
             started = time.monotonic()
             try:
                 self.session = session = self.session_factory()
-                self.sessions_started += 1
                 reason = session.run()
             except ConnectFailure as failure:
-                self.metrics.websocket_connect_failures_total.labels(failure.stage).inc()
+                records.connect_failed(self.state.link, failure.stage)
                 log.warning("connection attempt failed at the %s stage: %s", failure.stage,
                             failure.detail)
                 retry_after = failure.retry_after
@@ -79,7 +79,7 @@ class Supervisor:
                 # defence that keeps the reconnect loop (and liveness) alive.
                 log.exception("connection attempt crashed")
             else:
-                self.metrics.websocket_disconnects_total.labels(reason).inc()
+                records.connection_ended(self.state.link, reason)
                 lived = time.monotonic() - started
                 level = logging.INFO if reason == SHUTDOWN else logging.WARNING
                 log.log(level, "disconnected (%s) after %.0f s", reason, lived)
@@ -90,7 +90,7 @@ class Supervisor:
             if self.stop.is_set():
                 return
             delay = self.backoff.next_delay(retry_after)
-            self.metrics.websocket_reconnect_backoff_seconds.set(delay)
+            records.backing_off(self.state.link, delay)
             log.info("reconnecting in %.1f s (attempt %d)", delay, self.backoff.attempt)
             self.stop.wait(delay)
 
@@ -103,7 +103,7 @@ class Supervisor:
             if not down_for:
                 expired = False
             elif down_for > self.stale_after and not expired:
-                self.handlers.expire_market_data()
+                market.expire(self.state)
                 expired = True
 
 
@@ -114,14 +114,14 @@ class Reconciler:
     def __init__(
         self,
         rest: RestClient,
-        handlers: Handlers,
+        state: State,
         *,
         interval: float,
         private: bool,
         stop: Event,
     ) -> None:
         self.rest = rest
-        self.handlers = handlers
+        self.state = state
         self.interval = interval
         self.private = private
         self.stop = stop
@@ -150,14 +150,14 @@ class Reconciler:
         self.refresh_markets()
         if self.private:
             try:
-                self.handlers.reconcile_balances(self.rest.balances())
-                self.handlers.reconcile_open_orders(self.rest.open_orders())
+                account.reconcile_balances(self.state, self.rest.balances(), time.time())
+                account.reconcile_open_orders(self.state, self.rest.open_orders(), time.time())
             except RestError as error:
                 log.warning("reconciliation from REST failed: %s", error)
         self.rounds += 1
 
     def refresh_markets(self) -> None:
         try:
-            self.handlers.set_known_markets(self.rest.markets())
+            account.set_known_markets(self.state, self.rest.markets())
         except RestError as error:
             log.warning("market list unavailable: %s", error)

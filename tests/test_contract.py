@@ -7,17 +7,26 @@ without its _bucket/_sum/_count suffix fails here instead of in Grafana at 3 a.m
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from exporter.handlers import ERROR_REASONS
+from exporter import channels
+from exporter.collectors import (
+    AccountCollector,
+    BookCollector,
+    ConnectionCollector,
+    HttpCollector,
+    MarketCollector,
+)
 from exporter.httpguard import EVICTABLE_PHASES, REFUSE_REASONS, REJECT_REASONS, TIMEOUT_PHASES
 from exporter.metrics import SPECS, SPECS_BY_NAME
 from exporter.session import CONNECT_STAGES, DISCONNECT_REASONS
-from exporter.settings import ALL_CHANNELS
+from exporter.settings import ALL_CHANNELS, Settings
+from exporter.state import ERROR_REASONS, RESYNC_REASONS
 from tests.rules.dashboard_queries import (
     REPO,
     RULES_DIR,
@@ -49,7 +58,7 @@ NOT_CHARTED: dict[str, str] = {}
 
 # The label values the exporter uses where the set is fixed (the metrics contract and the
 # constants in exporter/session.py and exporter/protocol.py).
-_CHANNELS = set(ALL_CHANNELS)
+_CHANNELS = set(channels.names())
 _ENDPOINTS = {"token", "markets", "scales", "balance", "orders"}
 _TRADE_SIDES = {"buy", "sell"}
 _ROLES = {"maker", "taker"}
@@ -59,10 +68,10 @@ KNOWN_LABEL_VALUES: dict[tuple[str, str], set[str]] = {
     ("websocket_connect_failures_total", "stage"): set(CONNECT_STAGES),
     ("websocket_subscriptions", "channel"): _CHANNELS,
     ("websocket_subscribe_failures_total", "channel"): _CHANNELS,
-    ("market_last_update_timestamp_seconds", "channel"): {"lastprice", "ticker", "depth", "trade"},
+    ("market_last_update_timestamp_seconds", "channel"): set(channels.market_update_names()),
     ("api_requests_total", "endpoint"): _ENDPOINTS,
     ("api_request_duration_seconds", "endpoint"): _ENDPOINTS,
-    ("orderbook_resyncs_total", "reason"): {"partial_before_reload", "crossed", "invalid"},
+    ("orderbook_resyncs_total", "reason"): set(RESYNC_REASONS),
     ("http_connections_refused_total", "reason"): set(REFUSE_REASONS),
     ("http_connections_timed_out_total", "phase"): set(TIMEOUT_PHASES.values()),
     ("http_connections_evicted_total", "phase"): set(EVICTABLE_PHASES),
@@ -231,3 +240,63 @@ def test_readme_metric_names_parses_a_table(tmp_path):
     )
     assert readme_metric_names(readme) == {"cryptomus_last_price", "cryptomus_trades_total"}
     assert readme_metric_names(tmp_path / "missing.md") is None
+
+
+# --- the channel table and the collectors -----------------------------------------------
+
+# Metrics of the market and account groups that no channel feeds, each with the reason.
+NOT_FROM_A_CHANNEL = {"balance_held": "only the REST reconciliation knows held balances"}
+
+
+def test_the_channel_table_agrees_with_the_metrics_table():
+    assert channels.problems(channels.CHANNELS, SPECS) == []
+
+
+def test_every_market_and_account_metric_comes_from_a_channel():
+    fed = {name for channel in channels.CHANNELS for name in channel.families}
+    for spec in SPECS:
+        if spec.group in ("market", "account") and spec.name not in NOT_FROM_A_CHANNEL:
+            assert spec.name in fed, f"{spec.name}: no channel in channels.CHANNELS feeds it"
+
+
+def test_every_metric_has_exactly_one_producer():
+
+    producers: dict[str, list[str]] = {}
+    for collector in (MarketCollector, BookCollector, AccountCollector, ConnectionCollector,
+                      HttpCollector):
+        for name in collector.NAMES:
+            producers.setdefault(name, []).append(collector.__name__)
+    for spec in SPECS:
+        if spec.instrument:
+            producers.setdefault(spec.name, []).append("metrics.Instruments")
+    assert {name: who for name, who in producers.items() if len(who) != 1} == {}
+    assert set(producers) == set(SPECS_BY_NAME)
+
+
+def test_settings_offer_exactly_the_channels_of_the_table():
+
+    assert channels.names() == ALL_CHANNELS
+    assert Settings.model_fields["channels"].default == channels.names()
+
+
+def test_only_the_collectors_and_the_instruments_make_metrics():
+    """docs/ARCHITECTURE.md's rule: metric families come from exporter/collectors/, metric
+    objects only from metrics.Instruments; elsewhere prometheus-client is only imported
+    for the registry, rendering, or the histogram's type."""
+    allowed_elsewhere = {"CollectorRegistry", "Histogram", "generate_latest", "exposition",
+                         "Collector", "floatToGoString"}
+    package = REPO / "exporter"
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if relative.startswith(("simulator/", "collectors/")) or relative == "metrics.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "prometheus_client"):
+                names = {alias.name for alias in node.names}
+                assert names <= allowed_elsewhere, f"{relative} imports {names}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                owner = node.func.value
+                the_one_place = isinstance(owner, ast.Name) and owner.id == "collectors"
+                assert node.func.attr not in ("inc", "dec", "set_function", "register") or (
+                    the_one_place), f"{relative}:{node.lineno} touches a metric"

@@ -21,10 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import http
+from exporter.collectors import HttpCollector
 from exporter.descriptors import plan
 from exporter.http import http_limits, make_app, make_guard, make_server, parse_listen_address
 from exporter.httpguard import TIMED_OUT, HttpLimits
-from exporter.metrics import Metrics
 from exporter.settings import ConfigError, Settings, load_settings
 from exporter.webconfig import load_web_config
 from tests.unit.test_webconfig import make_self_signed, needs_openssl
@@ -570,8 +570,9 @@ def test_a_client_that_does_not_read_its_response_is_cut_off():
 
 def test_requests_over_the_limit_get_a_prompt_503():
     held = Held()
-    metrics = Metrics(CollectorRegistry())
-    guard = make_guard(HttpLimits(max_requests=2), metrics)
+    guard = make_guard(HttpLimits(max_requests=2))
+    registry = CollectorRegistry()
+    registry.register(HttpCollector(guard))
     with serving(held, guard=guard) as url:
         slow = [gevent.spawn(requests.get, f"{url}/slow", timeout=TIMEOUT) for _ in range(2)]
         wait_until(lambda: held.waiting == 2, "two requests in flight")
@@ -582,8 +583,9 @@ def test_requests_over_the_limit_get_a_prompt_503():
         held.release.set()
         assert [g.get(timeout=TIMEOUT).status_code for g in slow] == [200, 200]
         assert requests.get(f"{url}/fast", timeout=TIMEOUT).status_code == 200
-    value = metrics.registry.get_sample_value
+    value = registry.get_sample_value
     assert value("cryptomus_http_requests_rejected_total", {"reason": "max_requests"}) == 1
+    assert value("cryptomus_http_requests_rejected_total", {"reason": "auth_queue"}) == 0
     assert value("cryptomus_http_connections_limit") == 256
     assert value("cryptomus_http_connections_open") == 0
 

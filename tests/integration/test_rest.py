@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Metrics
+from exporter import channels, collectors
 from exporter.rest import RestClient, RestError, sign
 from exporter.simulator import Simulator, SimulatorConfig
 from tests.support import free_port
@@ -21,7 +21,10 @@ class Client:
     def __init__(self, base_url: str, api_key: str, user_id: str = "demo-user") -> None:
         self.registry = CollectorRegistry()
         self.waits: list[float] = []
-        self.rest = RestClient(Metrics(self.registry), api_url=base_url, market_api_url=base_url,
+        state = channels.new_state()
+        instruments = collectors.register(self.registry, state, version="test", process=False)
+        self.rest = RestClient(state.link, instruments.api_request_duration_seconds,
+                               api_url=base_url, market_api_url=base_url,
                                scales_api_url=base_url, user_id=user_id, api_key=api_key,
                                timeout=2.0, attempts=3, wait=self.waits.append)
 

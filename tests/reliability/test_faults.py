@@ -16,10 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from exporter import protocol
-from exporter.handlers import ERROR_REASONS
 from exporter.session import CONNECT_STAGES, DISCONNECT_REASONS
 from exporter.simulator.faults import Faults
 from exporter.simulator.wire import ALL, CHANNELS
+from exporter.state import ERROR_REASONS
 from tests.reliability.checks import (
     assert_one_token_per_attempt,
     connect_failures,

@@ -26,8 +26,10 @@ def test_short_soak_survives_leaks_nothing_and_accounts_for_every_event(tmp_path
     summary_path = tmp_path / "soak.json"
     result = subprocess.run(
         [sys.executable, str(SOAK), "--duration", str(DURATION), "--json", str(summary_path)],
-        cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=DURATION + 140,
-        check=False)
+        # PYTHONPATH: the script's sys.path starts at benchmarks/; it must import this
+        # checkout's exporter, not an installed one.
+        cwd=ROOT, env={**CLEAN_ENV, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=DURATION + 140, check=False)
     report = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, report
     summary = json.loads(summary_path.read_text())

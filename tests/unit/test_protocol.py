@@ -29,22 +29,6 @@ def test_requests_are_byte_for_byte_the_spec_shapes():
         "id": 8, "method": "depth_unsubscribe", "params": ["all"]}
 
 
-@pytest.mark.parametrize(("channel", "markets", "scale", "expected"), [
-    ("trade", None, 0, ["all"]),
-    ("depth", None, 0, ["all"]),
-    ("depth", ("BTC_USDT", "ETH_USDT"), 2, ["BTC_USDT:2", "ETH_USDT:2"]),
-    ("lastprice", ("BTC_USDT",), 0, ["BTC_USDT"]),
-    ("balance", ("BTC_USDT",), 0, ["all"]),
-])
-def test_subscription_params(channel, markets, scale, expected):
-    assert protocol.subscription_params(channel, markets, scale) == expected
-
-
-def test_depth_with_a_scale_needs_explicit_markets():
-    with pytest.raises(ValueError, match="explicit markets"):
-        protocol.subscription_params("depth", None, 1)
-
-
 @pytest.mark.parametrize(("name", "expected"), [
     ("pong_response", protocol.Response(0, "pong", True, None, None)),
     ("subscribe_ack", protocol.Response(7, "trade_subscribe", True, None, None)),

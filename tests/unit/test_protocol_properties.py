@@ -1,5 +1,5 @@
 """Property tests for the stream's parsing path: ``exporter.protocol`` through
-``Handlers.handle_frame``, on a fresh registry per example.
+``FrameHandler.handle``, on a fresh registry per example.
 
 - Random JSON-ish frames and random bytes never raise: every frame is counted
   exactly once, as a message or as one ``websocket_message_errors_total``, and a
@@ -19,11 +19,11 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from prometheus_client import CollectorRegistry
 
 from exporter import protocol
-from exporter.handlers import BookCollector, Handlers
-from exporter.metrics import Metrics
+from exporter.state import link as records
+
+from . import feed as feed_module
 
 SETTINGS = settings(max_examples=250, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -37,19 +37,13 @@ MARKETS = ("BTC_USDT", "ETH_USDT")
 ALLOWED_ON_REJECT = ("cryptomus_websocket_message_errors", "cryptomus_orderbook_resyncs")
 
 
-class Feed:
+class Feed(feed_module.Feed):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.handlers = Handlers(Metrics(self.registry), clock=lambda: NOW)
-        self.registry.register(BookCollector(self.handlers))
-        self.resync_requests = 0
-        self.handlers.request_depth_resync = self._count_resync
+        super().__init__(NOW)
 
-    def _count_resync(self) -> None:
-        self.resync_requests += 1
-
-    def value(self, name: str, **labels) -> float | None:
-        return self.registry.get_sample_value(f"cryptomus_{name}", labels)
+    @property
+    def resync_requests(self) -> int:
+        return len(self.resubscribed)
 
     def total(self, sample_name: str) -> float:
         return sum(sample.value for family in self.registry.collect()
@@ -63,10 +57,6 @@ class Feed:
         return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
                 for family in self.registry.collect() if family.type == "counter"
                 for sample in family.samples if not sample.name.endswith("_created")}
-
-    def send(self, method: str, data, frame_id=0):
-        return self.handlers.handle_frame(
-            orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
 
 
 # --- random frames ----------------------------------------------------------------------
@@ -89,7 +79,7 @@ frames = st.one_of(
 def assert_counted_once(feed: Feed, frame: bytes) -> None:
     messages, errors = feed.counted()
     counters = feed.counters()
-    reply = feed.handlers.handle_frame(frame)  # must not raise, whatever the frame
+    reply = feed.handle(frame)  # must not raise, whatever the frame
     new_messages, new_errors = feed.counted()
     assert (new_messages - messages) + (new_errors - errors) == 1
     if reply is not None:
@@ -141,7 +131,7 @@ def test_rest_payload_parsers_raise_nothing_but_protocol_errors(payload):
             parser(payload)
 
 
-# Frames that once raised out of handle_frame (found by the searches above).
+# Frames that once raised out of the frame handler (found by the searches above).
 KNOWN_CRASHES = {
     "unhashable method": {"id": 0, "method": [], "data": None, "error": None},
     "unicode digit id": {"id": "²", "method": "pong", "data": None, "error": None},
@@ -341,7 +331,7 @@ def test_valid_frames_of_every_channel_apply_to_the_value(frame, frame_id):
     check(feed)
 
 
-# --- order books through handle_frame ---------------------------------------------------
+# --- order books through FrameHandler.handle ---------------------------------------------
 
 GRID = [Decimal(100) + Decimal(step) / 4 for step in range(-12, 13)]  # collisions and crossings
 levels = st.lists(st.tuples(st.sampled_from(GRID),
@@ -415,7 +405,7 @@ def test_depth_sequences_never_expose_a_crossed_book_and_match_a_reference(steps
     feed, reference = Feed(), ReferenceBooks()
     for kind, market, bids, asks in steps:
         if kind == "resubscribed":
-            feed.handlers.depth_resubscribed()
+            records.resubscribed(feed.state.link, "depth")
         elif kind == "invalid":
             feed.send("depth_update", depth_frame(market, False, [], [])
                       | {"bids": [["-1", "1"]]})

@@ -5,10 +5,9 @@ from __future__ import annotations
 from gevent.event import Event
 from prometheus_client import CollectorRegistry
 
+from exporter import channels, collectors
 from exporter.backoff import Backoff
-from exporter.handlers import Handlers
 from exporter.health import Health
-from exporter.metrics import Metrics
 from exporter.session import ConnectFailure
 from exporter.supervisor import Supervisor
 
@@ -44,7 +43,8 @@ class ScriptedSession:
 
 def run_script(outcomes: list[str], reset_after: float = 1e9):
     registry = CollectorRegistry()
-    metrics = Metrics(registry)
+    state = channels.new_state()
+    collectors.register(registry, state, version="test", process=False)
     stop = RecordingStop()
     script = iter(enumerate(outcomes))
 
@@ -52,9 +52,8 @@ def run_script(outcomes: list[str], reset_after: float = 1e9):
         index, outcome = next(script)
         return ScriptedSession(outcome, stop, last=index == len(outcomes) - 1)
 
-    handlers = Handlers(metrics)
     supervisor = Supervisor(
-        next_session, metrics=metrics, health=Health(10, lambda: 0.0), handlers=handlers,
+        next_session, state=state, health=Health(10, lambda: 0.0),
         backoff=Backoff(1, 8, rand=lambda: 1.0), backoff_reset_after=reset_after,
         stale_after=300, stop=stop)
     supervisor.run()

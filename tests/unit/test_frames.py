@@ -1,37 +1,28 @@
-"""Frames -> exact metric values, on a fresh registry per test."""
+"""Frames -> state -> exact metric values, on a fresh registry per test: the frame
+handler, the channels' apply functions and the collectors together."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from exporter import protocol
-from exporter.handlers import BookCollector, Handlers
-from exporter.metrics import Metrics
+from exporter.state import account, market
+from exporter.state import link as records
+
+from . import feed as feed_module
 
 NOW = 1_750_953_400.0
 
 
-class Feed:
-    def __init__(self, **kwargs) -> None:
-        self.registry = CollectorRegistry()
-        self.metrics = Metrics(self.registry)
-        self.handlers = Handlers(self.metrics, clock=lambda: NOW, **kwargs)
-        self.registry.register(BookCollector(self.handlers))
-        self.resyncs = 0
+class Feed(feed_module.Feed):
+    def __init__(self, **state_options) -> None:
+        super().__init__(NOW, **state_options)
 
-        def resync() -> None:
-            self.resyncs += 1
-
-        self.handlers.request_depth_resync = resync
-
-    def send(self, method: str, data, frame_id=0):
-        return self.handlers.handle_frame(
-            orjson.dumps({"id": frame_id, "method": method, "data": data, "error": None}))
-
-    def value(self, name: str, **labels) -> float | None:
-        return self.registry.get_sample_value(f"cryptomus_{name}", labels)
+    @property
+    def resyncs(self) -> int:
+        assert set(self.resubscribed) <= {"depth"}
+        return len(self.resubscribed)
 
     def depth(self, symbol: str, bids, asks, full_reload: bool) -> None:
         self.send("depth_update", {"symbol": symbol, "timestamp": 1750952911,
@@ -94,7 +85,7 @@ def test_partial_before_reload_resyncs_once_until_resubscribed(feed):
     assert feed.value("orderbook_resyncs_total", market="BTC_USDT",
                       reason="partial_before_reload") == 1
     assert feed.value("orderbook_levels", market="BTC_USDT", side="bid") is None
-    feed.handlers.depth_resubscribed()
+    records.resubscribed(feed.state.link, "depth")
     feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
     assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99
 
@@ -151,11 +142,12 @@ def test_open_orders_follow_created_and_finished(feed):
 
 def test_rest_reconciliation_corrects_open_orders_and_balances(feed):
     feed.send("order_update", _order("created", "A"), frame_id="3")
-    feed.handlers.reconcile_open_orders([protocol.OpenOrder("X", "BTC_USDT", "buy"),
-                                         protocol.OpenOrder("Y", "BTC_USDT", "buy")])
+    account.reconcile_open_orders(feed.state, [protocol.OpenOrder("X", "BTC_USDT", "buy"),
+                                               protocol.OpenOrder("Y", "BTC_USDT", "buy")],
+                                  NOW)
     assert feed.value("open_orders", market="TRX_USDT", side="sell") == 0
     assert feed.value("open_orders", market="BTC_USDT", side="buy") == 2
-    feed.handlers.reconcile_balances([protocol.Balance("USDT", 39950.0, 12.5)])
+    account.reconcile_balances(feed.state, [protocol.Balance("USDT", 39950.0, 12.5)], NOW)
     assert feed.value("balance", currency="USDT") == 39950
     assert feed.value("balance_held", currency="USDT") == 12.5
 
@@ -202,18 +194,18 @@ def test_fills_sum_by_role_and_duplicates_count_once(feed):
      b'[{"price": 1, "quantity": 1, "direction": "up"}]}}', "bad_field"),
 ])
 def test_garbage_is_counted_and_later_frames_still_apply(feed, frame, reason):
-    assert feed.handlers.handle_frame(frame) is None
+    assert feed.handle(frame) is None
     assert feed.value("websocket_message_errors_total", reason=reason) == 1
     feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "5"})
     assert feed.value("last_price", market="BTC_USDT") == 5
 
 
 def test_replies_are_returned_to_the_session_with_either_id_type(feed):
-    pong = feed.handlers.handle_frame(b'{"id": 7, "method": "pong", "data": null, "error": null}')
+    pong = feed.handle(b'{"id": 7, "method": "pong", "data": null, "error": null}')
     assert pong == protocol.Response(7, "pong", True, None, None)
-    ack = feed.handlers.handle_frame(b'{"id": "9", "data": {"status": "success"}, "error": null}')
+    ack = feed.handle(b'{"id": "9", "data": {"status": "success"}, "error": null}')
     assert ack == protocol.Response(9, None, True, None, None)
-    rejected = feed.handlers.handle_frame(
+    rejected = feed.handle(
         b'{"id": 3, "method": "trade_subscribe", "data": null, '
         b'"error": {"message": "already subscribed", "code": 2}}')
     assert rejected == protocol.Response(3, "trade_subscribe", False, "already subscribed", 2)
@@ -240,21 +232,21 @@ def test_expiry_removes_market_gauges_but_keeps_counters(feed):
     feed.send("trade_update", {"symbol": "BTC_USDT", "timestamp": 1, "trades": [
         {"price": 5, "quantity": 1, "timestamp": 1, "direction": "buy"}]})
     feed.depth("BTC_USDT", bids=[["4", "1"]], asks=[["6", "1"]], full_reload=True)
-    feed.handlers.expire_market_data()
+    market.expire(feed.state)
     text = generate_latest(feed.registry).decode()
     assert 'cryptomus_last_price{market="BTC_USDT"}' not in text
     assert "cryptomus_orderbook_best_bid_price{" not in text
-    assert 'channel="lastprice"' not in text
+    assert "cryptomus_market_last_update_timestamp_seconds{" not in text
     assert feed.value("trades_total", market="BTC_USDT", side="buy") == 1
     feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 2, "price": "6"})
     assert feed.value("last_price", market="BTC_USDT") == 6
 
 
 def test_an_unexpected_handler_error_costs_one_frame_not_the_reader(feed, monkeypatch):
-    def broken(data):
+    def broken(message, now):
         raise RuntimeError("bug")
 
-    monkeypatch.setitem(feed.handlers.dispatch, "ticker_update", broken)
+    monkeypatch.setitem(feed.frames.routes, "ticker_update", broken)
     for _ in range(3):
         assert feed.send("ticker_update", {"symbol": "BTC_USDT"}) is None
     assert feed.value("websocket_message_errors_total", reason="internal_error") == 3

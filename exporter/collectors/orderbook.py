@@ -1,0 +1,54 @@
+"""Order book gauges, computed at scrape time from the live books.
+
+Books change thousands of times a second; deriving best prices, spread and depth
+only when Prometheus asks keeps that work off the hot path.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import Metric
+from prometheus_client.samples import Sample
+
+from ..state.model import MarketData
+from .families import TableCollector, families
+
+
+class BookCollector(TableCollector):
+    NAMES = ("orderbook_best_bid_price", "orderbook_best_ask_price", "orderbook_spread",
+             "orderbook_spread_ratio", "orderbook_levels", "orderbook_depth")
+
+    def __init__(self, markets: MarketData) -> None:
+        self.markets = markets
+
+    def collect(self) -> list[Metric]:
+        result = families(self.NAMES)
+        bid, ask, spread, ratio, levels, depth = (metric.samples for metric in result)
+        bid_name, ask_name, spread_name, ratio_name, levels_name, depth_name = (
+            metric.name for metric in result)
+        bands = self.markets.depth_bands
+        for state in list(self.markets.markets.values()):
+            book = state.book
+            if not book.loaded:
+                continue
+            labels = state.labels
+            bid_labels, ask_labels = state.side_labels
+            bid_levels, ask_levels = book.levels()
+            levels.append(Sample(levels_name, bid_labels, bid_levels))
+            levels.append(Sample(levels_name, ask_labels, ask_levels))
+            best_bid, best_ask = book.best_bid, book.best_ask
+            if best_bid is not None:
+                bid.append(Sample(bid_name, labels, best_bid))
+            if best_ask is not None:
+                ask.append(Sample(ask_name, labels, best_ask))
+            if best_bid is None or best_ask is None:
+                continue
+            mid = (best_bid + best_ask) / 2
+            spread.append(Sample(spread_name, labels, best_ask - best_bid))
+            ratio.append(Sample(ratio_name, labels,
+                                (best_ask - best_bid) / mid if mid > 0 else 0.0))
+            bid_depth, ask_depth = book.depth(bands)
+            for (bid_band_labels, ask_band_labels), bid_qty, ask_qty in zip(
+                    state.depth_labels, bid_depth, ask_depth, strict=True):
+                depth.append(Sample(depth_name, bid_band_labels, bid_qty))
+                depth.append(Sample(depth_name, ask_band_labels, ask_qty))
+        return result

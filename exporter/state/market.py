@@ -1,0 +1,128 @@
+"""Write side, market data: the public channels' apply functions, market bounds,
+order book resyncs and expiry.
+
+An apply function takes ``(state, event, now, resubscribe)``: it changes the state
+for one parsed event (``now`` is the frame's arrival, Unix time) and calls
+``resubscribe()`` when its channel's data can no longer be trusted and the
+subscription must be renewed. A ``ProtocolError`` it raises is counted by the
+caller and costs this frame only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from .. import protocol
+from ..book import BookNotLoaded
+from .model import CounterSeries, MarketData, MarketState, State, TradeTotals
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_MARKET = "unexpected_market"
+MARKET_LIMIT = "market_limit"
+RESYNC_PARTIAL = "partial_before_reload"
+RESYNC_CROSSED = "crossed"
+RESYNC_INVALID = "invalid"
+RESYNC_REASONS = (RESYNC_PARTIAL, RESYNC_CROSSED, RESYNC_INVALID)
+
+Resubscribe = Callable[[], None]
+
+
+def market(data: MarketData, symbol: str, now: float) -> MarketState:
+    """The state of a market, created on its first event if the bounds allow it."""
+    state = data.markets.get(symbol)
+    if state is not None:
+        return state
+    if data.configured is not None:
+        if symbol not in data.configured:
+            raise protocol.ProtocolError(UNEXPECTED_MARKET, "market was not subscribed")
+    elif len(data.markets) >= data.max_markets:
+        raise protocol.ProtocolError(MARKET_LIMIT, "more markets than --cryptomus.max-markets")
+    trades = data.trade_totals.setdefault(symbol, {})
+    resyncs = data.resync_totals.get(symbol)
+    if resyncs is None:  # every reason at 0, so increase() sees a market's first resync
+        resyncs = data.resync_totals[symbol] = {
+            reason: CounterSeries({"market": symbol, "reason": reason}, now)
+            for reason in RESYNC_REASONS}
+    state = data.markets[symbol] = MarketState(symbol, trades, resyncs, data.band_labels,
+                                               data.update_channels)
+    return state
+
+
+# ``markets.get(symbol) or market(...)``: market() only for a new market (hot path).
+
+def apply_lastprice(state: State, event: protocol.LastPrice, now: float,
+                    resubscribe: Resubscribe) -> None:
+    data = state.markets
+    market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
+    market_state.last_price = event.price
+    market_state.updated["lastprice"] = now
+
+
+def apply_ticker(state: State, event: protocol.Ticker, now: float,
+                 resubscribe: Resubscribe) -> None:
+    data = state.markets
+    market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
+    market_state.ticker = event
+    market_state.updated["ticker"] = now
+
+
+def apply_depth(state: State, event: protocol.Depth, now: float,
+                resubscribe: Resubscribe) -> None:
+    # event.scale_index is kept: books per (market, scale) would start here.
+    data = state.markets
+    market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
+    book = market_state.book
+    try:
+        if event.full_reload:
+            book.reload(event.bids, event.asks)
+        else:
+            book.apply(event.bids, event.asks)
+    except BookNotLoaded:
+        if "depth" not in state.link.resync_pending:
+            _resync(state, market_state, RESYNC_PARTIAL, resubscribe)
+        return
+    except ValueError as error:
+        _resync(state, market_state, RESYNC_INVALID, resubscribe)
+        raise protocol.ProtocolError(protocol.BAD_FIELD, f"depth level: {error}") from None
+    market_state.updated["depth"] = now
+    if book.is_crossed():
+        _resync(state, market_state, RESYNC_CROSSED, resubscribe)
+
+
+def _resync(state: State, market_state: MarketState, reason: str,
+            resubscribe: Resubscribe) -> None:
+    """Drop every book and ask for a fresh depth subscription (every book reloads)."""
+    market_state.resyncs[reason].value += 1.0
+    log.warning("order book of %s cannot be trusted (%s): resubscribing depth",
+                market_state.symbol, reason)
+    clear_books(state.markets)
+    state.link.resync_pending.add("depth")
+    resubscribe()
+
+
+def apply_trades(state: State, event: protocol.Trades, now: float,
+                 resubscribe: Resubscribe) -> None:
+    data = state.markets
+    market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
+    totals_by_side = market_state.trades
+    for trade in event.trades:
+        totals = totals_by_side.get(trade.side)
+        if totals is None:
+            totals = totals_by_side[trade.side] = TradeTotals(market_state.symbol, trade.side, now)
+        totals.count += 1.0
+        totals.base += trade.quantity
+        totals.quote += trade.price * trade.quantity
+    market_state.updated["trade"] = now
+
+
+def clear_books(data: MarketData) -> None:
+    for market_state in data.markets.values():
+        market_state.book.clear()
+
+
+def expire(state: State) -> None:
+    """Remove market gauges (the feed is down): a frozen price must not look live."""
+    state.markets.markets.clear()
+    log.warning("feed down too long: market gauges removed until data flows again")

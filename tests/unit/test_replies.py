@@ -1,0 +1,68 @@
+"""Replies to our requests: matched by id, else to the oldest request that fits."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.protocol import Response
+from exporter.replies import Replies
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def replies():
+    clock = Clock()
+    rtts: list[float] = []
+    unexpected: list[str] = []
+    return Replies(on_rtt=rtts.append, on_unexpected=unexpected.append, clock=clock), (
+        clock, rtts, unexpected)
+
+
+def ok(request_id, method):
+    return Response(request_id, method, True, None, None)
+
+
+def test_a_reply_goes_to_the_request_with_its_id(replies):
+    matcher, _ = replies
+    first = matcher.expect(1, "trade_subscribe")
+    second = matcher.expect(2, "depth_subscribe")
+    matcher.match(ok(2, "depth_subscribe"))
+    assert second.get(block=False) == ok(2, "depth_subscribe")
+    assert not first.ready()
+
+
+def test_an_ack_without_id_or_method_goes_to_the_oldest_request(replies):
+    matcher, _ = replies
+    first = matcher.expect(1, "depth_unsubscribe")
+    second = matcher.expect(2, "trade_subscribe")
+    matcher.match(ok(0, None))
+    assert first.ready() and not second.ready()
+    matcher.match(ok(0, "trade_subscribe"))  # id 0, but the method says which
+    assert second.ready()
+
+
+def test_pongs_give_round_trips_and_strays_are_reported(replies):
+    matcher, (clock, rtts, unexpected) = replies
+    matcher.ping_sent(5)
+    clock.now += 0.25
+    assert matcher.oldest_ping_age() == 0.25
+    matcher.match(ok(5, "pong"))
+    assert rtts == [0.25]
+    assert matcher.oldest_ping_age() is None
+    matcher.match(ok(9, "trade_subscribe"))
+    assert unexpected == ["reply to no pending request"]
+
+
+def test_closing_fails_every_waiting_request(replies):
+    matcher, _ = replies
+    waiting = matcher.expect(1, "trade_subscribe")
+    matcher.fail_all(ConnectionError("connection closed"))
+    with pytest.raises(ConnectionError):
+        waiting.get(block=False)
