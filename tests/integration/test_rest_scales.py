@@ -7,12 +7,11 @@ import gevent
 import orjson
 import pytest
 from gevent import pywsgi
-from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Metrics
-from exporter.rest import SCALES_CONCURRENCY, RestClient, RestError
+from exporter.rest import SCALES_CONCURRENCY, RestError
 from exporter.scales import plan_depth
 from exporter.simulator import Simulator, SimulatorConfig
+from tests.integration.test_rest import Client as RestTestClient
 from tests.support import free_port
 
 MARKETS = ["BTC_USDT", "ETH_USDT", "TRX_USDT"]
@@ -24,17 +23,12 @@ def sim():
         yield s
 
 
-class Client:
+class Client(RestTestClient):
     def __init__(self, base_url: str) -> None:
-        self.registry = CollectorRegistry()
-        self.waits: list[float] = []
-        self.rest = RestClient(Metrics(self.registry), api_url=base_url, market_api_url=base_url,
-                               scales_api_url=base_url, user_id=None, api_key=None,
-                               timeout=2.0, attempts=3, wait=self.waits.append)
+        super().__init__(base_url, api_key=None, user_id=None)
 
-    def requests(self, code: str) -> float | None:
-        return self.registry.get_sample_value("cryptomus_api_requests_total",
-                                              {"endpoint": "scales", "code": code})
+    def requests(self, code: str) -> float | None:  # type: ignore[override]
+        return super().requests("scales", code)
 
 
 def test_scales_of_the_simulators_markets_in_the_order_asked(sim):
