@@ -2,8 +2,8 @@
 
 ``Session.run`` returns the reason the connection ended, or raises
 ``ConnectFailure(stage)`` when it never got established. It never retries:
-that is the supervisor's job. The reader yields to the hub every few hundred
-frames so /metrics keeps answering while the socket is saturated.
+that is the supervisor's job. The reader (``wsreader``) yields to the hub every few
+hundred frames so /metrics keeps answering while the socket is saturated.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import gevent
 import websocket
 from gevent.event import AsyncResult, Event
 
-from . import protocol
+from . import protocol, wsframes, wsreader
 from .handlers import UNEXPECTED_REPLY, Handlers
 from .health import Health
 from .logs import Redactor
@@ -26,17 +26,16 @@ from .rest import RestClient, RestError
 
 log = logging.getLogger(__name__)
 
-YIELD_EVERY = 256
-_MESSAGE_OPCODES = frozenset((websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY))
-
 # Disconnect reasons (label values of websocket_disconnects_total).
 SERVER_CLOSED = "server_closed"
 IDLE_TIMEOUT = "idle_timeout"
 PONG_TIMEOUT = "pong_timeout"
 RESYNC_FAILED = "resync_failed"
+PROTOCOL_ERROR = "protocol_error"  # the server broke RFC 6455 (the rule: message errors' reason)
 ERROR = "error"
 SHUTDOWN = "shutdown"
-DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, ERROR, SHUTDOWN)
+DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, PROTOCOL_ERROR,
+                      ERROR, SHUTDOWN)
 CONNECT_STAGES = ("token", "connect", "subscribe")
 ESTABLISHED = "established"
 
@@ -279,35 +278,17 @@ class Session:
     # --- greenlets ------------------------------------------------------------------------
 
     def _read(self) -> None:
-        ws = self.ws
-        handle = self.handlers.handle_frame
-        on_response = self._on_response
-        # Frames, not recv_data(): for a whole message in one frame (nearly every frame)
-        # recv_data's bookkeeping, continuation-frame calls included, costs about 0.5 us
-        # a frame; _message does exactly that bookkeeping for the others.
-        recv_frame = ws.recv_frame
-        fragments = ws.cont_frame
-        frames = 0
+        handlers = self.handlers
         try:
-            while True:
-                frame = recv_frame()
-                if frame.fin and frame.opcode in _MESSAGE_OPCODES and not fragments.recving_frames:
-                    data = frame.data
-                else:
-                    message = _message(ws, frame)
-                    if message is None:
-                        continue
-                    opcode, data = message
-                    if opcode == websocket.ABNF.OPCODE_CLOSE:
-                        self.close(SERVER_CLOSED)
-                        return
-                response = handle(data)  # stamps handlers.last_message_time (idle watchdog)
-                if response is not None:
-                    on_response(response)
-                frames += 1
-                if frames >= YIELD_EVERY:
-                    frames = 0
-                    gevent.sleep(0)
+            close = wsreader.read_messages(self.ws, handlers.handle_frame, self._on_response,
+                                           handlers.count_error,
+                                           max_message_bytes=protocol.MAX_FRAME_BYTES)
+            log.info("the server closed the connection (status %s)", close.code)
+            self.close(SERVER_CLOSED)
+        except wsframes.FrameError as error:
+            handlers.count_error(error.reason, error.detail)
+            log.warning("protocol error from the server (%s): closing", error)
+            self.close(PROTOCOL_ERROR)
         except websocket.WebSocketConnectionClosedException:
             self.close(SERVER_CLOSED)
         except (OSError, websocket.WebSocketException) as error:
@@ -368,28 +349,6 @@ class Session:
                 return
             self.handlers.depth_resubscribed()
             log.info("order books resubscribed")
-
-
-def _message(ws: websocket.WebSocket, frame: websocket.ABNF) -> tuple[int, bytes] | None:
-    """What ``WebSocket.recv_data`` does with one frame: (opcode, data) of a complete
-    message or of a close frame, else None (a fragment, or a ping it answered)."""
-    opcode = frame.opcode
-    if opcode in _MESSAGE_OPCODES or opcode == websocket.ABNF.OPCODE_CONT:
-        fragments = ws.cont_frame
-        fragments.validate(frame)
-        fragments.add(frame)
-        if not fragments.is_fire(frame):
-            return None
-        opcode, frame = fragments.extract(frame)
-        return opcode, frame.data
-    if opcode == websocket.ABNF.OPCODE_CLOSE:
-        ws.send_close()
-        return opcode, frame.data
-    if opcode == websocket.ABNF.OPCODE_PING:
-        if len(frame.data) >= 126:
-            raise websocket.WebSocketProtocolException("Ping message is too long")
-        ws.pong(frame.data)
-    return None
 
 
 def _describe(error: BaseException) -> str:
