@@ -164,7 +164,8 @@ class FrameDecoder:
         self._available += len(data)
 
     def events(self, limit: int = 1 << 62) -> list[Event]:
-        """What the buffered bytes complete, decoding at most ``limit`` frames."""
+        """What the buffered bytes complete, decoding at most ``limit`` frames; raises
+        ``FrameError`` at the first bad frame, once the events before it are returned."""
         if self._error is not None:
             raise self._error
         events, self._ready = self._ready, []
@@ -201,8 +202,9 @@ class FrameDecoder:
                 pos = stop
                 fragmented = self._opcode
         except FrameError as error:
-            self._error = error
-            raise
+            self._error = error  # raised by the next call: what came before it is returned
+            if not events:
+                raise
         self._data, self._pos = data, pos
         self._available, self._need = end - pos, need
         return events

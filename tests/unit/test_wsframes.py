@@ -278,12 +278,13 @@ def test_a_new_data_frame_inside_a_fragmented_message_is_a_protocol_error(opcode
     assert error_reason(wire, cap=3) == wsframes.INTERRUPTED_MESSAGE  # while dropping it too
 
 
-def test_after_a_protocol_error_the_decoder_keeps_refusing():
+def test_events_before_a_protocol_error_are_returned_then_it_is_raised_for_good():
     decoder = FrameDecoder(CAP)
-    decoder.feed(frame(b"ok") + frame(b"x", 3))
-    with pytest.raises(FrameError):
-        decoder.events()
+    decoder.feed(frame(b"ok") + frame(b"p", OP_PING) + frame(b"x", 3) + frame(b"never"))
+    assert decoder.events() == [b"ok", Ping(b"p")]
     assert decoder.ready
+    with pytest.raises(FrameError, match="reserved_opcode"):
+        decoder.events()
     with pytest.raises(FrameError, match="reserved_opcode"):
         decoder.events()
 
