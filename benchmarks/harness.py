@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 import subprocess
 import sys
 import time
@@ -12,6 +13,10 @@ from typing import Any
 import orjson
 
 HERE = Path(__file__).resolve().parent
+# Children import the exporter of this checkout, not whichever one pip installed in editable
+# mode (a script's own folder, not the working directory, comes first on its sys.path).
+CHILD_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    filter(None, (str(HERE.parent), os.environ.get("PYTHONPATH"))))}
 REPLY_TIMEOUT = 300.0
 
 
@@ -28,7 +33,7 @@ class Child:
         self.name = script
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / script), *map(str, args)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, env=CHILD_ENV,
         )
 
     def read(self) -> dict:
