@@ -39,14 +39,15 @@ from .wsframes import (
 )
 
 CHUNK_BYTES = 256 * 1024
-# Frames decoded and handled between two yields to the hub: about 1-3 ms of the exporter's
-# work, so /metrics and the keepalive get a turn while the socket is saturated.
-FRAMES_PER_TURN = 512
+# Frames decoded and handled between two yields to the hub: about 2 ms of the exporter's work
+# on market data, so /metrics and the keepalive get a turn while the socket is saturated
+# (a scrape needs a few turns: 512 frames a turn doubled its median while saturated).
+FRAMES_PER_TURN = 256
 # How the reader yields: a sleep > 0 resumes it only in the next turn of the event loop,
 # after the loop has polled for I/O. ``gevent.sleep(0)`` only queues it behind the other
 # callbacks, and gevent runs callbacks queued meanwhile for 50 of them or 5 ms before it
 # polls (gevent 26.9, ``_ffi/loop.py``): a reader that always has data then ran 50 batches
-# in a row, and /metrics waited 0.3-0.7 s with 512 frames a batch.
+# in a row, and /metrics waited 0.3-0.7 s.
 YIELD_SECONDS = 1e-6
 
 
