@@ -45,7 +45,7 @@ CHUNK_BYTES = 256 * 1024
 FRAMES_PER_TURN = 256
 # How the reader yields: a sleep > 0 resumes it only in the next turn of the event loop,
 # after the loop has polled for I/O. ``gevent.sleep(0)`` only queues it behind the other
-# callbacks, and gevent runs callbacks queued meanwhile for 50 of them or 5 ms before it
+# callbacks, and gevent runs callbacks queued meanwhile (50 at least, for 5 ms) before it
 # polls (gevent 26.9, ``_ffi/loop.py``): a reader that always has data then ran 50 batches
 # in a row, and /metrics waited 0.3-0.7 s.
 YIELD_SECONDS = 1e-6
