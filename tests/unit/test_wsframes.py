@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exporter import wsframes
+from exporter.handlers import ERROR_REASONS
 from exporter.wsframes import (
     FRAME_ERROR_REASONS,
     OP_BINARY,
@@ -150,6 +151,10 @@ def test_every_split_point_of_every_header_form_yields_the_same_events():
     for first in range(1, len(wire)):
         for second in (1, 2, 3, 9):
             assert decode(wire, [first, second]) == expected, (first, second)
+
+
+def test_every_frame_error_reason_is_a_counted_message_error_reason():
+    assert set(FRAME_ERROR_REASONS) <= set(ERROR_REASONS)
 
 
 def test_text_messages_are_bytes_and_binary_ones_are_wrapped():
