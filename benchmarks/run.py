@@ -41,7 +41,7 @@ class Sizes:
     reconnect_every: float
 
 
-FULL = Sizes(repeat=10, rounds=5, saturation_repeat=100, scrape_rounds=9,
+FULL = Sizes(repeat=10, rounds=5, saturation_repeat=50, scrape_rounds=9,
              book_updates=100_000, book_rounds=5, soak_seconds=600.0, reconnect_every=60.0)
 QUICK = Sizes(repeat=2, rounds=1, saturation_repeat=5, scrape_rounds=2, book_updates=10_000,
               book_rounds=1, soak_seconds=20.0, reconnect_every=4.0)
