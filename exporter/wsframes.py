@@ -205,6 +205,8 @@ class FrameDecoder:
             self._error = error  # raised by the next call: what came before it is returned
             if not events:
                 raise
+        if pos == end:  # keep no chunk alive while the socket is read again
+            data, pos = b"", 0
         self._data, self._pos = data, pos
         self._available, self._need = end - pos, need
         return events

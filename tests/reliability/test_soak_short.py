@@ -26,7 +26,8 @@ def test_short_soak_survives_leaks_nothing_and_accounts_for_every_event(tmp_path
     summary_path = tmp_path / "soak.json"
     result = subprocess.run(
         [sys.executable, str(SOAK), "--duration", str(DURATION), "--json", str(summary_path)],
-        cwd=ROOT, env=CLEAN_ENV, capture_output=True, text=True, timeout=DURATION + 140,
+        cwd=ROOT, env={**CLEAN_ENV, "PYTHONPATH": str(ROOT)},  # this checkout's exporter
+        capture_output=True, text=True, timeout=DURATION + 140,
         check=False)
     report = result.stdout[-6000:] + result.stderr[-3000:]
     assert result.returncode == 0, report
