@@ -1,21 +1,21 @@
 """Receivers for the throughput benchmark, each run as its own process under gevent.
 
     python benchmarks/throughput.py floor SENDER_INFO_JSON FRAMES
-    python benchmarks/throughput.py recv_data SENDER_INFO_JSON FRAMES
+    python benchmarks/throughput.py limit SENDER_INFO_JSON FRAMES
     python benchmarks/throughput.py pipeline SENDER_INFO_JSON
 
-Both connect to the sender (``sender.py``) with a fresh token, subscribe to the
+All connect to the sender (``sender.py``) with a fresh token, subscribe to the
 same channels and markets and read the subscription replies and initial books
-before they say ``{"ready": true}``. Both run with gevent's monkey patching, as
+before they say ``{"ready": true}``. All run with gevent's monkey patching, as
 the exporter does.
 
 - floor: the cheapest bare websocket-client reader, ``recv_frame()`` + ``orjson.loads``
-  (every frame the sender writes is a whole message, as the exchange's are);
-  receives FRAMES blasted frames and answers ``{"frames", "seconds", "rate"}``,
-  timed from the first to the last of them.
-- recv_data: the same with ``recv_data()``, websocket-client's message-level call,
-  which costs about 0.4 us more per frame. The exporter's reader uses frames
-  (``exporter.session``), so this reader is reported but is not the floor.
+  (every frame the sender writes is a whole message, as the exchange's are), what a
+  naive client reaches; receives FRAMES blasted frames and answers
+  ``{"frames", "seconds", "rate"}``, timed from the first to the last of them.
+- limit: the most a Python reader can do: ``recv`` of 256 KiB at a time from the
+  connected socket, frames cut out by ``exporter.wsframes.FrameDecoder``, each message
+  ``orjson.loads``-ed, no handling. Timed from the end of its first read.
 - pipeline: the real exporter (``exporter.app.Exporter``: supervisor, session and
   its reader greenlet, handlers, metrics in a CollectorRegistry, HTTP server on a
   loopback port given in the ready line), configured for the sender's markets.
@@ -25,8 +25,8 @@ the exporter does.
     been handled, ``{"frames", "seconds", "rate"}``. Frames are counted from
     ``websocket_messages_total``; the time is that of the frames' arrival
     (``websocket_last_message_timestamp_seconds``), sampled whenever the reader
-    yields to the hub (every few hundred frames), so the measurement adds nothing
-    to the reader's own loop.
+    yields to the hub (after each chunk, or batch of ``FRAMES_PER_TURN`` frames), so
+    the measurement adds nothing to the reader's own loop.
   - ``stats``: resident memory, greenlets, open file descriptors, connections.
   - ``wait_connects K``: answers once the exporter has connected K times in all
     and is ready again (after the sender dropped the connection).
@@ -57,11 +57,14 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from exporter import channels as channel_table  # noqa: E402
 from exporter import protocol  # noqa: E402
 from exporter.app import Exporter  # noqa: E402
+from exporter.protocol import MAX_FRAME_BYTES  # noqa: E402
 from exporter.rest import TOKEN_PATH, sign  # noqa: E402
 from exporter.settings import Settings  # noqa: E402
+from exporter.wsframes import FrameDecoder  # noqa: E402
+from exporter.wsreader import CHUNK_BYTES  # noqa: E402
 
 CHANNELS = ("lastprice", "ticker", "depth", "trade")
-READERS = {"floor": "recv_frame", "recv_data": "recv_data"}  # mode -> websocket-client call
+READERS = ("floor", "limit")
 READY_TIMEOUT = 30.0
 MEASURE_TIMEOUT = 600.0
 POLL_INTERVAL = 0.005
@@ -76,7 +79,8 @@ def token(info: dict) -> str:
     return response.json()["token"]
 
 
-def floor(info: dict, expected: int, reader: str) -> None:
+def bare_reader(info: dict, expected: int, reader: str) -> None:
+    """floor or limit: connect, subscribe, then time ``expected`` blasted frames."""
     ws = websocket.create_connection(f"{info['ws_url']}?token={token(info)}", timeout=10,
                                      skip_utf8_validation=True)
     ws.settimeout(None)
@@ -88,26 +92,40 @@ def floor(info: dict, expected: int, reader: str) -> None:
     for _ in range(len(CHANNELS) + len(symbols)):  # the acks, then one full book per market
         ws.recv_data()
     say({"ready": True})
-    loads = orjson.loads
-    # Two loops written out: a shared per-frame wrapper would add a call to the floor.
-    if reader == "recv_frame":
-        recv_frame = ws.recv_frame
-        data = recv_frame().data
-        first = time.perf_counter()
-        loads(data)
-        for _ in range(expected - 1):
-            loads(recv_frame().data)
-    else:
-        recv_data = ws.recv_data
-        _, data = recv_data()
-        first = time.perf_counter()
-        loads(data)
-        for _ in range(expected - 1):
-            _, data = recv_data()
-            loads(data)
+    first, frames = (recv_frame_loop if reader == "floor" else buffered_loop)(ws, expected)
     seconds = time.perf_counter() - first
     ws.close()
-    say({"frames": expected, "seconds": seconds, "rate": (expected - 1) / seconds})
+    say({"frames": expected, "seconds": seconds, "rate": frames / seconds})
+
+
+def recv_frame_loop(ws: websocket.WebSocket, expected: int) -> tuple[float, int]:
+    """(start time, frames read after it): websocket-client, a frame at a time."""
+    loads, recv_frame = orjson.loads, ws.recv_frame
+    loads(recv_frame().data)
+    first = time.perf_counter()
+    for _ in range(expected - 1):
+        loads(recv_frame().data)
+    return first, expected - 1
+
+
+def buffered_loop(ws: websocket.WebSocket, expected: int) -> tuple[float, int]:
+    """(start time, frames read after it): the buffered decoder, a chunk at a time.
+    websocket-client's recv_data above read no byte past the frames it returned."""
+    loads, recv = orjson.loads, ws.sock.recv
+    decoder = FrameDecoder(MAX_FRAME_BYTES)
+    feed, events = decoder.feed, decoder.events
+    feed(recv(CHUNK_BYTES))
+    seen = 0
+    for data in events():
+        loads(data)
+        seen += 1
+    first, after_first = time.perf_counter(), seen
+    while seen < expected:
+        feed(recv(CHUNK_BYTES))
+        for data in events():
+            loads(data)
+            seen += 1
+    return first, seen - after_first
 
 
 class Pipeline:
@@ -205,7 +223,7 @@ def main() -> int:
     logging.disable(logging.WARNING)  # a dropped connection is expected here, not news
     mode, info = sys.argv[1], orjson.loads(sys.argv[2])
     if mode in READERS:
-        floor(info, int(sys.argv[3]), READERS[mode])
+        bare_reader(info, int(sys.argv[3]), mode)
     else:
         Pipeline(info).serve()
     return 0

@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .wsframes import FRAME_ERROR_REASONS
+
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 
 # Bounded reasons for ProtocolError (label values of websocket_message_errors_total).
@@ -27,7 +29,10 @@ NOT_AN_OBJECT = "not_an_object"
 BAD_FIELD = "bad_field"
 UNKNOWN_METHOD = "unknown_method"
 ERROR_EVENT = "error_event"
-ERROR_REASONS = (TOO_LARGE, INVALID_JSON, NOT_AN_OBJECT, BAD_FIELD, UNKNOWN_METHOD, ERROR_EVENT)
+# The WebSocket layer's protocol errors (exporter/wsframes.py) are counted beside them; those
+# also end the connection.
+ERROR_REASONS = (TOO_LARGE, INVALID_JSON, NOT_AN_OBJECT, BAD_FIELD, UNKNOWN_METHOD, ERROR_EVENT,
+                 *FRAME_ERROR_REASONS)
 
 SIDES = frozenset(("buy", "sell"))
 ORDER_EVENTS = frozenset(("created", "updated", "finished"))

@@ -2,8 +2,9 @@
 
 ``Session.run`` returns the reason the connection ended, or raises
 ``ConnectFailure(stage)`` when it never got established. It never retries:
-that is the supervisor's job. The reader yields to the hub every few hundred
-frames so /metrics keeps answering while the socket is saturated.
+that is the supervisor's job. The reader (``wsreader``: large socket reads cut into
+frames by ``wsframes``) yields to the hub every few hundred frames so /metrics keeps
+answering while the socket is saturated.
 
 The session owns the decoding of what arrives and the matching of replies: its
 ``FrameHandler`` (built with the session's resubscribe callback) takes every
@@ -24,7 +25,7 @@ import websocket
 from gevent.event import AsyncResult, Event
 
 from . import channels as channel_table
-from . import protocol
+from . import protocol, wsframes, wsreader
 from .frames import FrameHandler
 from .health import Health
 from .logs import Redactor
@@ -38,6 +39,7 @@ from .state.link import (
     ERROR,
     IDLE_TIMEOUT,
     PONG_TIMEOUT,
+    PROTOCOL_ERROR,
     RESYNC_FAILED,
     SERVER_CLOSED,
     SHUTDOWN,
@@ -46,9 +48,6 @@ from .state.link import (
 from .state.model import State
 
 log = logging.getLogger(__name__)
-
-YIELD_EVERY = 256
-_MESSAGE_OPCODES = frozenset((websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY))
 
 __all__ = ["CONNECT_STAGES", "DISCONNECT_REASONS", "SHUTDOWN", "ConnectFailure", "Session"]
 ESTABLISHED = "established"
@@ -270,32 +269,18 @@ class Session:
     # --- greenlets ------------------------------------------------------------------------
 
     def _read(self) -> None:
-        ws = self.ws
-        handle = self._frames.handle  # the one function every message goes through
-        # Frames, not recv_data(): for a whole message in one frame (nearly every frame)
-        # recv_data's bookkeeping, continuation-frame calls included, costs about 0.5 us
-        # a frame; _message does exactly that bookkeeping for the others.
-        recv_frame = ws.recv_frame
-        fragments = ws.cont_frame
-        frames = 0
+        link = self.link
         try:
-            while True:
-                frame = recv_frame()
-                if frame.fin and frame.opcode in _MESSAGE_OPCODES and not fragments.recving_frames:
-                    data = frame.data
-                else:
-                    message = _message(ws, frame)
-                    if message is None:
-                        continue
-                    opcode, data = message
-                    if opcode == websocket.ABNF.OPCODE_CLOSE:
-                        self.close(SERVER_CLOSED)
-                        return
-                handle(data)
-                frames += 1
-                if frames >= YIELD_EVERY:
-                    frames = 0
-                    gevent.sleep(0)
+            close = wsreader.read_messages(
+                self.ws, self._frames.handle,  # the one function every message goes through
+                lambda reason, detail: records.reject_frame(link, reason, detail, time.time()),
+                max_message_bytes=protocol.MAX_FRAME_BYTES)
+            log.info("the server closed the connection (status %s)", close.code)
+            self.close(SERVER_CLOSED)
+        except wsframes.FrameError as error:
+            records.reject_frame(link, error.reason, error.detail, time.time())
+            log.warning("protocol error from the server (%s): closing", error)
+            self.close(PROTOCOL_ERROR)
         except websocket.WebSocketConnectionClosedException:
             self.close(SERVER_CLOSED)
         except (OSError, websocket.WebSocketException) as error:
@@ -366,28 +351,6 @@ class Session:
         records.resubscribed(self.link, channel)
         log.info("%s resubscribed", channel)
         return True
-
-
-def _message(ws: websocket.WebSocket, frame: websocket.ABNF) -> tuple[int, bytes] | None:
-    """What ``WebSocket.recv_data`` does with one frame: (opcode, data) of a complete
-    message or of a close frame, else None (a fragment, or a ping it answered)."""
-    opcode = frame.opcode
-    if opcode in _MESSAGE_OPCODES or opcode == websocket.ABNF.OPCODE_CONT:
-        fragments = ws.cont_frame
-        fragments.validate(frame)
-        fragments.add(frame)
-        if not fragments.is_fire(frame):
-            return None
-        opcode, frame = fragments.extract(frame)
-        return opcode, frame.data
-    if opcode == websocket.ABNF.OPCODE_CLOSE:
-        ws.send_close()
-        return opcode, frame.data
-    if opcode == websocket.ABNF.OPCODE_PING:
-        if len(frame.data) >= 126:
-            raise websocket.WebSocketProtocolException("Ping message is too long")
-        ws.pong(frame.data)
-    return None
 
 
 def _describe(error: BaseException) -> str:

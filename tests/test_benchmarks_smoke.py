@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # One entry per row of the table, as its name starts.
 ROWS = (
     "throughput: floor",
-    "throughput: websocket-client recv_data",
+    "throughput: limit",
     "throughput: pipeline (real exporter)",
     "throughput: pipeline / floor",
-    "throughput: pipeline / recv_data reader",
+    "throughput: pipeline / limit",
     "scrape 1k (",
     "scrape 1k, nothing changed",
     "scrape 10k (",

@@ -25,9 +25,11 @@ SERVER_CLOSED = "server_closed"
 IDLE_TIMEOUT = "idle_timeout"
 PONG_TIMEOUT = "pong_timeout"
 RESYNC_FAILED = "resync_failed"
+PROTOCOL_ERROR = "protocol_error"  # the server broke RFC 6455 (the frame rule: message errors)
 ERROR = "error"
 SHUTDOWN = "shutdown"
-DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, ERROR, SHUTDOWN)
+DISCONNECT_REASONS = (SERVER_CLOSED, IDLE_TIMEOUT, PONG_TIMEOUT, RESYNC_FAILED, PROTOCOL_ERROR,
+                      ERROR, SHUTDOWN)
 CONNECT_STAGES = ("token", "connect", "subscribe")
 
 Route = Callable[[dict, float], None]

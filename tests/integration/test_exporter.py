@@ -138,6 +138,16 @@ def test_fragmented_messages_and_websocket_pings_are_handled(make_harness):
     assert h.value("websocket_connects_total") == 1
 
 
+def test_a_frame_breaking_rfc_6455_is_counted_by_rule_and_ends_the_connection(make_harness):
+    h = make_harness()
+    h.wait_connected()
+    [conn] = h.sim.open_connections()
+    conn.queue(bytes((0x81, 0x80 | 2)) + b"mask" + b"hi")  # masked: a server must not mask
+    h.wait_value("websocket_message_errors_total", 1.0, reason="masked_frame")
+    h.wait_value("websocket_disconnects_total", 1.0, reason="protocol_error")
+    h.wait_connected(connects=2)
+
+
 def test_stale_market_gauges_disappear_and_counters_survive(make_harness):
     h = make_harness(stale_after=0.5)
     h.sim.push("lastprice", {"symbol": "BTC_USDT", "timestamp": 1, "price": "9"})
