@@ -195,3 +195,13 @@ class SimulatorProcess:
 
     def __exit__(self, *exc) -> None:
         terminate(self.process)
+
+
+class ManualClock:
+    """A clock the test moves by hand: ``clock.now += 5``."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now

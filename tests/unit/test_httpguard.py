@@ -17,19 +17,12 @@ from exporter.httpguard import (
     ConnectionGuard,
     HttpLimits,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock
 
 
 @pytest.fixture
 def clock():
-    return Clock()
+    return ManualClock()
 
 
 def guard_with(clock, closed: list, **limits) -> ConnectionGuard:

@@ -6,19 +6,12 @@ import pytest
 
 from exporter.protocol import Response
 from exporter.replies import Replies
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support import ManualClock
 
 
 @pytest.fixture
 def replies():
-    clock = Clock()
+    clock = ManualClock()
     rtts: list[float] = []
     unexpected: list[str] = []
     return Replies(on_rtt=rtts.append, on_unexpected=unexpected.append, clock=clock), (

@@ -17,17 +17,11 @@ from exporter.samples import (
     render,
     unescape,
 )
+from tests.support import ManualClock
 
 API_KEY = "api-key-7Hq2Lw9Zx4"
 TOKEN = "168b34a3a12370740ff1654f0d0c4726ff1bba8c4675edc0d7553f15e5a2a094"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def redactor(*secrets: str) -> Redactor:
@@ -37,8 +31,8 @@ def redactor(*secrets: str) -> Redactor:
     return result
 
 
-def samples(**kwargs) -> tuple[FrameSamples, Clock]:
-    clock = Clock()
+def samples(**kwargs) -> tuple[FrameSamples, ManualClock]:
+    clock = ManualClock(1000.0)
     return FrameSamples(redactor(API_KEY), clock=clock, **kwargs), clock
 
 
