@@ -19,7 +19,8 @@ from . import __version__, channels, collectors
 from .backoff import Backoff
 from .descriptors import apply_descriptor_budget
 from .health import Health
-from .http import http_limits, make_app, make_guard, make_server
+from .http import http_limits, make_guard, make_server
+from .httpapp import make_app
 from .logs import Redactor, install_crash_redaction
 from .rest import RestClient, sign
 from .session import Session

@@ -20,10 +20,11 @@ from gevent import monkey
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter import http
+from exporter import http, httpapp
 from exporter.collectors import HttpCollector
 from exporter.descriptors import plan
-from exporter.http import http_limits, make_app, make_guard, make_server, parse_listen_address
+from exporter.http import http_limits, make_guard, make_server, parse_listen_address
+from exporter.httpapp import make_app
 from exporter.httpguard import TIMED_OUT, HttpLimits
 from exporter.settings import ConfigError, Settings, load_settings
 from exporter.webconfig import load_web_config
@@ -327,7 +328,7 @@ def test_bcrypt_runs_off_the_hub():
     """
     real_lock = monkey.get_original("_thread", "allocate_lock")()
     real_lock.acquire()
-    run_blocking = http._bcrypt_off_hub()
+    run_blocking = httpapp._bcrypt_off_hub()
     releaser = gevent.spawn(real_lock.release)
     assert run_blocking(real_lock.acquire, True, TIMEOUT) is True
     releaser.join(TIMEOUT)
