@@ -195,8 +195,8 @@ class Session:
             if response.ok:
                 accepted += 1
             else:
-                log.error("subscription to %s rejected: %s (code %s)", channel,
-                          response.error, response.code)
+                log.error("subscription to %s rejected by the exchange: %s", channel,
+                          response.error)
         if not accepted:
             raise ConnectFailure("subscribe", "every subscription was rejected")
 

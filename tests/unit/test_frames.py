@@ -208,7 +208,24 @@ def test_replies_are_returned_to_the_session_with_either_id_type(feed):
     rejected = feed.handle(
         b'{"id": 3, "method": "trade_subscribe", "data": null, '
         b'"error": {"message": "already subscribed", "code": 2}}')
-    assert rejected == protocol.Response(3, "trade_subscribe", False, "already subscribed", 2)
+    assert rejected == protocol.Response(3, "trade_subscribe", False,
+                                         "already subscribed (code 2)", 2)
+
+
+@pytest.mark.parametrize(("frame", "why"), [
+    (b'{"id": 7, "data": {"status": "failure"}, "error": null}', 'status "failure"'),
+    (b'{"id": 7, "method": "trade_subscribe", "data": {"status": "failure", '
+     b'"message": "market closed"}, "error": null}', 'status "failure": market closed'),
+    (b'{"id": 7, "method": "trade_subscribe", "data": {}, "error": null}',
+     "reply without a status"),
+    (b'{"id": 7, "method": "trade_subscribe", "data": null, "error": null}',
+     "reply without data"),
+])
+def test_an_ack_without_error_but_not_status_success_is_a_rejection(feed, frame, why):
+    response = feed.handle(frame)
+    assert response.ok is False
+    assert response.error == why
+    assert feed.value("websocket_message_errors_total", reason="bad_field") == 0
 
 
 def test_configured_markets_bound_labels():
