@@ -20,3 +20,13 @@ def test_an_ack_with_status_failure_is_a_rejected_subscription(make_harness):
     h.sim.push("lastprice", {"symbol": "BTC_USDT", "timestamp": 1, "price": "5"})
     h.wait_value("last_price", 5.0, market="BTC_USDT")
     wait_for(lambda: h.value("websocket_connected") == 1, what="still connected")
+
+
+def test_pongs_with_id_0_answer_our_pings(make_harness):
+    # ping every 0.3 s, pong timeout 0.5 s: one unmatched pong would reconnect within a second
+    h = make_harness(sim_config={"pong_id_zero": True}, channels="lastprice")
+    h.wait_value("websocket_ping_rtt_seconds_count", lambda v: (v or 0) >= 8, timeout=15)
+    assert h.sim.stats.pings >= 8
+    assert h.value("websocket_disconnects_total", reason="pong_timeout") == 0
+    assert h.value("websocket_connects_total") == 1
+    assert h.value("websocket_connected") == 1
