@@ -52,6 +52,7 @@ class Exporter:
             subscribed=settings.channels,
             markets=None if settings.all_markets else settings.markets,
             depth_bands=settings.depth_bands,
+            depth_scale=settings.depth_scale,
             max_markets=settings.max_markets,
         )
         guard = make_guard(http_limits(settings, apply_descriptor_budget()))

@@ -137,14 +137,14 @@ def _resubscribe(on_resync: Callable[[str], None], name: str) -> Callable[[], No
 
 def new_state(table: Iterable[Channel] = CHANNELS, *, subscribed: tuple[str, ...] | None = None,
               markets: tuple[str, ...] | None = None, max_markets: int = 1000,
-              depth_bands: tuple[float, ...] = (0.005, 0.01, 0.02),
+              depth_bands: tuple[float, ...] = (0.005, 0.01, 0.02), depth_scale: int = 0,
               now: float | None = None) -> State:
     """An empty state for the channels of ``table`` (``subscribed``: those configured)."""
     table = tuple(table)
     return state.new_state(
         subscribed=names(table) if subscribed is None else subscribed,
         update_channels=market_update_names(table), markets=markets, max_markets=max_markets,
-        depth_bands=depth_bands, now=now,
+        depth_bands=depth_bands, depth_scale=depth_scale, now=now,
         extra={channel.name: channel.new_state() for channel in table if channel.new_state})
 
 

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 UNEXPECTED_MARKET = "unexpected_market"
 MARKET_LIMIT = "market_limit"
+UNSUBSCRIBED_SCALE = "unsubscribed_scale"
 RESYNC_PARTIAL = "partial_before_reload"
 RESYNC_CROSSED = "crossed"
 RESYNC_INVALID = "invalid"
@@ -70,8 +71,14 @@ def apply_ticker(state: State, event: protocol.Ticker, now: float,
 
 def apply_depth(state: State, event: protocol.Depth, now: float,
                 resubscribe: Resubscribe) -> None:
-    # event.scale_index is kept: books per (market, scale) would start here.
     data = state.markets
+    if event.scale_index != data.depth_scale and event.scale_index is not None:
+        # Another scale of the market (``all`` may deliver several): merged into this
+        # book it would look crossed and resync forever. Counted and dropped; a frame
+        # that names no scale is taken for the subscribed one.
+        raise protocol.ProtocolError(UNSUBSCRIBED_SCALE,
+                                     f"scale_index {event.scale_index} is not the subscribed "
+                                     f"{data.depth_scale}")
     market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
     book = market_state.book
     try:

@@ -75,8 +75,10 @@ class MarketData:
     ``max_markets`` of them."""
 
     def __init__(self, *, configured: tuple[str, ...] | None, max_markets: int,
-                 depth_bands: tuple[float, ...], update_channels: tuple[str, ...]) -> None:
+                 depth_bands: tuple[float, ...], update_channels: tuple[str, ...],
+                 depth_scale: int = 0) -> None:
         self.configured = frozenset(configured) if configured else None
+        self.depth_scale = depth_scale  # the one scale index the books are kept for
         self.max_markets = max_markets
         self.depth_bands = depth_bands
         self.band_labels = tuple(f"{band:g}" for band in depth_bands)

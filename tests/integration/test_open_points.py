@@ -3,6 +3,9 @@ switch of the simulator, over loopback."""
 
 from __future__ import annotations
 
+import pytest
+
+from exporter.simulator.wire import fixed
 from tests.support import wait_for
 
 
@@ -30,3 +33,33 @@ def test_pongs_with_id_0_answer_our_pings(make_harness):
     assert h.value("websocket_disconnects_total", reason="pong_timeout") == 0
     assert h.value("websocket_connects_total") == 1
     assert h.value("websocket_connected") == 1
+
+
+def _scale0_top(sim, symbol):
+    """The simulator's own scale-0 book: (best bid, best ask) as the exchange prints them."""
+    book = sim.market(symbol)
+    decimals = book.spec.price_decimals
+    return (float(fixed(book.best_bid(), decimals)), float(fixed(book.best_ask(), decimals)))
+
+
+def _exporter_top(h, symbol):
+    return (h.value("orderbook_best_bid_price", market=symbol),
+            h.value("orderbook_best_ask_price", market=symbol))
+
+
+def test_interleaved_depth_scales_leave_the_subscribed_book_alone(make_harness):
+    # depth "all" delivers scales 0 and 1 for every market, interleaved
+    h = make_harness(sim_config={"depth_scales": (0, 1), "autogen": True, "rate": 400.0,
+                                 "markets": ["BTC_USDT", "ETH_USDT"]}, channels="depth")
+    h.wait_value("websocket_message_errors_total", lambda v: (v or 0) >= 50, timeout=20,
+                 reason="unsubscribed_scale")
+    h.wait_value("websocket_messages_total", lambda v: (v or 0) >= 100, method="depth_update")
+    h.sim.pause()
+    for symbol in ("BTC_USDT", "ETH_USDT"):
+        wait_for(lambda s=symbol: _exporter_top(h, s) == _scale0_top(h.sim, s),
+                 what=f"{symbol}'s best bid/ask equal to the simulator's scale-0 book")
+        bid, ask = _scale0_top(h.sim, symbol)
+        assert h.value("orderbook_spread", market=symbol) == pytest.approx(ask - bid)
+        for reason in ("crossed", "partial_before_reload", "invalid"):
+            assert h.value("orderbook_resyncs_total", market=symbol, reason=reason) == 0
+    assert h.sim.stats.subscribe_requests["depth"] == 1  # never resubscribed

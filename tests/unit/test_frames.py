@@ -24,9 +24,9 @@ class Feed(feed_module.Feed):
         assert set(self.resubscribed) <= {"depth"}
         return len(self.resubscribed)
 
-    def depth(self, symbol: str, bids, asks, full_reload: bool) -> None:
+    def depth(self, symbol: str, bids, asks, full_reload: bool, scale_index=0) -> None:
         self.send("depth_update", {"symbol": symbol, "timestamp": 1750952911,
-                                   "full_reload": full_reload, "scale_index": 0,
+                                   "full_reload": full_reload, "scale_index": scale_index,
                                    "bids": bids, "asks": asks})
 
 
@@ -226,6 +226,21 @@ def test_an_ack_without_error_but_not_status_success_is_a_rejection(feed, frame,
     assert response.ok is False
     assert response.error == why
     assert feed.value("websocket_message_errors_total", reason="bad_field") == 0
+
+
+@pytest.mark.parametrize("subscribed", [0, 2])
+def test_depth_of_another_scale_is_counted_and_never_touches_the_book(subscribed):
+    feed = Feed(depth_scale=subscribed)
+    other = 1
+    feed.depth("BTC_USDT", [["100", "1"]], [["101", "1"]], True, scale_index=subscribed)
+    feed.depth("BTC_USDT", [["90", "5"]], [["95", "5"]], True, scale_index=other)
+    feed.depth("BTC_USDT", [["101.5", "1"]], [], False, scale_index=other)  # would cross
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 100
+    assert feed.value("orderbook_best_ask_price", market="BTC_USDT") == 101
+    assert feed.value("websocket_message_errors_total", reason="unsubscribed_scale") == 2
+    assert feed.resyncs == 0
+    feed.depth("BTC_USDT", [["100.5", "1"]], [], False, scale_index=None)  # no scale: ours
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 100.5
 
 
 def test_configured_markets_bound_labels():
