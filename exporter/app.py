@@ -22,6 +22,7 @@ from .health import Health
 from .http import http_limits, make_app, make_guard, make_server
 from .logs import Redactor, install_crash_redaction
 from .rest import RestClient, sign
+from .samples import FrameSamples
 from .session import Session
 from .settings import Settings
 from .supervisor import Reconciler, Supervisor
@@ -48,6 +49,7 @@ class Exporter:
         api_key = settings.secret_api_key()
         self.redactor.add(api_key)
         self.redactor.add(sign(b"", api_key))  # the signature of every GET: as secret as the key
+        self.samples = FrameSamples(self.redactor)  # one budget across reconnects
         self.state = channels.new_state(
             subscribed=settings.channels,
             markets=None if settings.all_markets else settings.markets,
@@ -132,6 +134,7 @@ class Exporter:
             connect_timeout=settings.request_timeout,
             resync_min_interval=settings.resync_min_interval,
             on_established=self.reconciler.request,
+            samples=self.samples,
         )
 
     @property

@@ -31,6 +31,7 @@ from .logs import Redactor
 from .metrics import Instruments
 from .replies import Replies
 from .rest import RestClient, RestError
+from .samples import FrameSamples
 from .state import link as records
 from .state.link import (
     CONNECT_STAGES,
@@ -85,6 +86,7 @@ class Session:
         resync_min_interval: float,
         on_established: Callable[[], None] = lambda: None,
         table: tuple[channel_table.Channel, ...] = channel_table.CHANNELS,
+        samples: FrameSamples | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.channels = channels
@@ -110,8 +112,10 @@ class Session:
         self._channels = channel_table.by_name(table)
         self._replies = Replies(on_rtt=instruments.websocket_ping_rtt_seconds.observe,
                                 on_unexpected=self._unexpected_reply)
+        # The samples' budget outlives the connection (app.Exporter keeps one).
         self._frames = FrameHandler(state, on_reply=self._replies.match,
-                                    on_resync=self._request_resync, table=table)
+                                    on_resync=self._request_resync, table=table,
+                                    samples=samples or FrameSamples(redactor))
         self._resync_wanted = Event()
         self._resync_channels: set[str] = set()
         self._last_resync = float("-inf")
@@ -260,7 +264,9 @@ class Session:
             raise ConnectFailure(stage, str(error)) from None
 
     def _unexpected_reply(self, detail: str) -> None:
-        records.reject(self.link, UNEXPECTED_REPLY, detail)
+        # Raised inside FrameHandler.handle (Replies.match is its on_reply): it counts the
+        # frame and logs its sample like any other frame not understood.
+        raise protocol.ProtocolError(UNEXPECTED_REPLY, detail)
 
     def _request_resync(self, channel: str) -> None:
         """A channel's data cannot be trusted: renew its subscription (``_resync_loop``)."""

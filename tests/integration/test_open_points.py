@@ -63,3 +63,28 @@ def test_interleaved_depth_scales_leave_the_subscribed_book_alone(make_harness):
         for reason in ("crossed", "partial_before_reload", "invalid"):
             assert h.value("orderbook_resyncs_total", market=symbol, reason=reason) == 0
     assert h.sim.stats.subscribe_requests["depth"] == 1  # never resubscribed
+
+
+def _sample_lines(h, reason):
+    return [line for line in h.logs.getvalue().splitlines()
+            if f"frame not understood, reason {reason}" in line]
+
+
+def test_frames_not_understood_are_logged_with_a_redacted_sample_then_rate_limited(
+        make_harness):
+    h = make_harness(channels="lastprice")
+    key = h.sim.config.api_key
+    garbage = [f'{{"oops": "{key}", "n": {n}'.encode() for n in range(8)]  # truncated JSON
+    for frame in garbage:
+        h.sim.push_raw(frame)
+    h.wait_value("websocket_message_errors_total", 8.0, reason="invalid_json")
+    lines = _sample_lines(h, "invalid_json")
+    assert len(lines) == 5  # the first five, then at most one per 10 minutes
+    assert all("WARNING" in line for line in lines)
+    assert '{"oops": "<redacted>", "n": 0' in lines[0]
+    assert key not in h.logs.getvalue()
+    assert "sample 1 of the first 5" in lines[0]
+    # another reason has a budget of its own
+    h.sim.push_raw(b'{"id": 0, "method": "surprise_update", "data": {}}')
+    h.wait_value("websocket_message_errors_total", 1.0, reason="unknown_method")
+    assert 'surprise_update' in _sample_lines(h, "unknown_method")[0]

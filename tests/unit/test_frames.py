@@ -7,6 +7,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from exporter import protocol
+from exporter.frames import FrameHandler
+from exporter.logs import Redactor
+from exporter.samples import FrameSamples
 from exporter.state import account, market
 from exporter.state import link as records
 
@@ -284,3 +287,30 @@ def test_an_unexpected_handler_error_costs_one_frame_not_the_reader(feed, monkey
     assert feed.value("websocket_message_errors_total", reason="internal_error") == 3
     feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "7"})
     assert feed.value("last_price", market="BTC_USDT") == 7
+
+
+def test_frames_not_understood_are_sampled_first_five_then_one_per_ten_minutes(caplog):
+    redactor = Redactor()
+    redactor.add("s3cret-key")
+    clock = [0.0]
+    state = Feed().state
+    handler = FrameHandler(state, on_reply=lambda r: None, on_resync=lambda c: None,
+                           samples=FrameSamples(redactor, clock=lambda: clock[0]))
+    caplog.set_level("WARNING", logger="exporter.frames")
+
+    def lines():
+        return [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("frame not understood, reason invalid_json")]
+
+    for _ in range(7):
+        handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 5
+    clock[0] += 599.0
+    handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 5
+    clock[0] += 1.0
+    handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 6
+    assert "3 more since the last sample" in lines()[-1]
+    assert all("s3cret-key" not in line and "<redacted>" in line for line in lines())
+    assert state.link.errors["invalid_json"].value == 9
