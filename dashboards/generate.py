@@ -481,14 +481,21 @@ def markets() -> dict:
             timeseries("Order book levels", "Price levels per side in the local book.", "short",
                        target(f"cryptomus_orderbook_levels{{{MARKET_SELECTOR}}}",
                               "{{market}} {{side}}"),
-                       width=6, minimum=0),
+                       width=4, minimum=0),
             timeseries("Order book resyncs", "Books dropped and reloaded per minute; "
                        "\"none\" when there were none.", "cpm",
                        target(or_zero(per_minute(
                            f"cryptomus_orderbook_resyncs_total{{{MARKET_SELECTOR}}}",
                            "market, reason"), "market", "reason"),
                               "{{market}} {{reason}}"),
-                       width=6, minimum=0),
+                       width=4, minimum=0),
+            timeseries("Order book resync backoff", "How long a market's next resync must "
+                       "wait after its last one: it doubles (up to 5 min) while the book keeps "
+                       "breaking right after each reload; 0 when healthy. "
+                       "CryptomusOrderbookResyncBackoff fires at 60 s for 15 min.", "s",
+                       target(f"max by (market) (cryptomus_orderbook_resync_backoff_seconds"
+                              f"{{{MARKET_SELECTOR}}})", "{{market}}"),
+                       width=4, steps=thresholds((None, GREEN), (60, YELLOW)), minimum=0),
             row("Public trades"),
             timeseries("Trades by side", "Public trades per second, by taker side.", "ops",
                        target(f"sum by (market, side) (rate(cryptomus_trades_total"

@@ -55,6 +55,7 @@ class Exporter:
             markets=None if settings.all_markets else settings.markets,
             depth_bands=settings.depth_bands,
             depth_scale=settings.depth_scale,
+            resync_min_interval=settings.resync_min_interval,
             max_markets=settings.max_markets,
         )
         guard = make_guard(http_limits(settings, apply_descriptor_budget()))

@@ -82,7 +82,8 @@ CHANNELS: tuple[Channel, ...] = (
             market.apply_depth,
             ("orderbook_best_bid_price", "orderbook_best_ask_price", "orderbook_spread",
              "orderbook_spread_ratio", "orderbook_levels", "orderbook_depth",
-             "orderbook_resyncs_total", _UPDATED), market_updates=True),
+             "orderbook_resyncs_total", "orderbook_resync_backoff_seconds", _UPDATED),
+            market_updates=True),
     Channel("trade", False, "trade_update", market_params, protocol.parse_trades,
             market.apply_trades,
             ("trades_total", "traded_base_volume_total", "traded_quote_volume_total", _UPDATED),
@@ -123,28 +124,33 @@ def message_labels(table: Iterable[Channel] = CHANNELS) -> frozenset[str]:
 
 
 def routes(state: State, table: Iterable[Channel],
-           on_resync: Callable[[str], None]) -> Mapping[str, Route]:
+           on_resync: Callable[[str, str | None], None]) -> Mapping[str, Route]:
     """Update method -> what one event of it does; ``on_resync(channel)`` renews a
-    channel's subscription when its apply function asks for it."""
+    channel's subscription when its apply function asks for it (``market``: the market
+    whose data broke, or None)."""
     return {channel.update_method: route(state, channel.update_method, channel.parse,
                                          channel.apply, _resubscribe(on_resync, channel.name))
             for channel in table}
 
 
-def _resubscribe(on_resync: Callable[[str], None], name: str) -> Callable[[], None]:
-    return lambda: on_resync(name)
+def _resubscribe(on_resync: Callable[[str, str | None], None],
+                 name: str) -> Callable[..., None]:
+    """``resubscribe()``, or ``resubscribe(market)`` when one market's data broke (its
+    resyncs back off on their own: ``backoff.ResyncPolicy``)."""
+    return lambda market=None: on_resync(name, market)
 
 
 def new_state(table: Iterable[Channel] = CHANNELS, *, subscribed: tuple[str, ...] | None = None,
               markets: tuple[str, ...] | None = None, max_markets: int = 1000,
               depth_bands: tuple[float, ...] = (0.005, 0.01, 0.02), depth_scale: int = 0,
-              now: float | None = None) -> State:
+              resync_min_interval: float = 5.0, now: float | None = None) -> State:
     """An empty state for the channels of ``table`` (``subscribed``: those configured)."""
     table = tuple(table)
     return state.new_state(
         subscribed=names(table) if subscribed is None else subscribed,
         update_channels=market_update_names(table), markets=markets, max_markets=max_markets,
-        depth_bands=depth_bands, depth_scale=depth_scale, now=now,
+        depth_bands=depth_bands, depth_scale=depth_scale,
+        resync_min_interval=resync_min_interval, now=now,
         extra={channel.name: channel.new_state() for channel in table if channel.new_state})
 
 

@@ -31,7 +31,7 @@ class FrameHandler:
         state: State,
         *,
         on_reply: Callable[[protocol.Response], None],
-        on_resync: Callable[[str], None],
+        on_resync: Callable[[str, str | None], None],
         table: Iterable[channels.Channel] = channels.CHANNELS,
         clock: Callable[[], float] = time.time,
         samples: FrameSamples | None = None,

@@ -33,6 +33,7 @@ from .replies import Replies
 from .rest import RestClient, RestError
 from .samples import FrameSamples
 from .state import link as records
+from .state import market as market_records
 from .state.link import (
     CONNECT_STAGES,
     DISCONNECT_REASONS,
@@ -118,6 +119,8 @@ class Session:
                                     samples=samples or FrameSamples(redactor))
         self._resync_wanted = Event()
         self._resync_channels: set[str] = set()
+        self._resync_markets: set[str] = set()  # depth: the markets whose books broke
+        self._resync_policy = state.markets.resync_policy
         self._last_resync = float("-inf")
         self.stage = CONNECT_STAGES[0]
 
@@ -215,6 +218,7 @@ class Session:
         self.health.on_subscribed()
         # The fresh subscriptions reload everything: a resync asked for before is moot.
         self._resync_channels.clear()
+        self._resync_markets.clear()
         self._resync_wanted.clear()
         self._spawn(self._keepalive)
         self._spawn(self._resync_loop)
@@ -268,9 +272,12 @@ class Session:
         # frame and logs its sample like any other frame not understood.
         raise protocol.ProtocolError(UNEXPECTED_REPLY, detail)
 
-    def _request_resync(self, channel: str) -> None:
-        """A channel's data cannot be trusted: renew its subscription (``_resync_loop``)."""
+    def _request_resync(self, channel: str, market: str | None = None) -> None:
+        """A channel's data (of ``market``) cannot be trusted: renew its subscription
+        (``_resync_loop``)."""
         self._resync_channels.add(channel)
+        if market is not None:
+            self._resync_markets.add(market)
         self._resync_wanted.set()
 
     # --- greenlets ------------------------------------------------------------------------
@@ -342,20 +349,41 @@ class Session:
                     return
 
     def _resync_loop(self) -> None:
-        """Resubscribe a channel (unsubscribe, ack, subscribe): for depth every book reloads."""
-        while self._resync_wanted.wait() and not self._done.is_set():
-            wait = self._last_resync + self.resync_min_interval - time.monotonic()
-            if wait > 0 and self._done.wait(wait):
-                return
-            self._resync_wanted.clear()
+        """Resubscribe a channel (unsubscribe, ack, subscribe): for depth every book reloads.
+
+        At most one resync per ``resync_min_interval``; a market whose book keeps breaking
+        right after each reload waits longer each time (``backoff.ResyncPolicy``: doubling
+        up to a cap), so a broken feed cannot make us resubscribe over and over. The
+        earliest market due decides: the others are not held back by one backed off.
+        """
+        wanted_event, done = self._resync_wanted, self._done
+        while wanted_event.wait() and not done.is_set():
+            wanted_event.clear()
+            now = time.monotonic()
+            wait = self._last_resync + self.resync_min_interval - now
+            markets = self._resync_markets
+            if markets:
+                policy = self._resync_policy
+                wait = max(wait, min(policy.next_delay(market, now) for market in markets))
+            if wait > 0:
+                log.debug("next resync in %.1f s", wait)
+                gevent.wait([done, wanted_event], timeout=wait, count=1)
+                if done.is_set():
+                    return
+                if wanted_event.is_set():
+                    continue  # another market broke meanwhile: it may be due sooner
             self._last_resync = time.monotonic()
             wanted, self._resync_channels = self._resync_channels, set()
+            if "depth" in wanted:
+                self._resync_markets = set()
             for channel in sorted(wanted):
                 if not self._resubscribe(channel):
                     return
 
     def _resubscribe(self, channel: str) -> bool:
         params = self._params(channel)
+        if channel == "depth":
+            market_records.depth_resubscribing(self.state)
         try:
             for method, build in ((channel + protocol.UNSUBSCRIBE_SUFFIX, protocol.unsubscribe),
                                   (channel + protocol.SUBSCRIBE_SUFFIX, protocol.subscribe)):

@@ -27,7 +27,7 @@ RESYNC_CROSSED = "crossed"
 RESYNC_INVALID = "invalid"
 RESYNC_REASONS = (RESYNC_PARTIAL, RESYNC_CROSSED, RESYNC_INVALID)
 
-Resubscribe = Callable[[], None]
+Resubscribe = Callable[..., None]  # resubscribe() or resubscribe(market)
 
 
 def market(data: MarketData, symbol: str, now: float) -> MarketState:
@@ -100,13 +100,15 @@ def apply_depth(state: State, event: protocol.Depth, now: float,
 
 def _resync(state: State, market_state: MarketState, reason: str,
             resubscribe: Resubscribe) -> None:
-    """Drop every book and ask for a fresh depth subscription (every book reloads)."""
+    """Drop this market's book and ask for a fresh depth subscription. The other books
+    stay until the resubscription itself (``depth_resubscribing``): a market whose
+    resyncs are backed off must not take them down while it waits."""
     market_state.resyncs[reason].value += 1.0
     log.warning("order book of %s cannot be trusted (%s): resubscribing depth",
                 market_state.symbol, reason)
-    clear_books(state.markets)
+    market_state.book.clear()
     state.link.resync_pending.add("depth")
-    resubscribe()
+    resubscribe(market_state.symbol)
 
 
 def apply_trades(state: State, event: protocol.Trades, now: float,
@@ -122,6 +124,12 @@ def apply_trades(state: State, event: protocol.Trades, now: float,
         totals.base += trade.quantity
         totals.quote += trade.price * trade.quantity
     market_state.updated["trade"] = now
+
+
+def depth_resubscribing(state: State) -> None:
+    """Depth is about to be unsubscribed and subscribed again: every book reloads, and
+    none can be trusted until its full reload arrives."""
+    clear_books(state.markets)
 
 
 def clear_books(data: MarketData) -> None:

@@ -3,10 +3,13 @@ switch of the simulator, over loopback."""
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
 from exporter.simulator.wire import fixed
-from tests.support import wait_for
+from tests.support import scrape, wait_for
 
 
 def test_an_ack_with_status_failure_is_a_rejected_subscription(make_harness):
@@ -88,3 +91,34 @@ def test_frames_not_understood_are_logged_with_a_redacted_sample_then_rate_limit
     h.sim.push_raw(b'{"id": 0, "method": "surprise_update", "data": {}}')
     h.wait_value("websocket_message_errors_total", 1.0, reason="unknown_method")
     assert 'surprise_update' in _sample_lines(h, "unknown_method")[0]
+
+
+def test_a_feed_that_keeps_crossing_the_book_backs_the_resyncs_off(make_harness):
+    # resync_min_interval 0.1 s: without the backoff this storm would resubscribe ~60 times
+    h = make_harness(markets="BTC_USDT,ETH_USDT", channels="depth,lastprice")
+    stats = h.sim.stats
+    wait_for(lambda: h.value("orderbook_best_bid_price", market="BTC_USDT"), what="a book")
+    resubscribed_at: list[float] = []
+    backoffs: list[float] = []
+    deadline = time.monotonic() + 6.5
+    while time.monotonic() < deadline:
+        h.sim.faults.crossed_book("BTC_USDT")  # after every reload the book crosses again
+        if stats.unsubscribe_requests["depth"] > len(resubscribed_at):
+            resubscribed_at.append(time.monotonic())
+        backoffs.append(h.value("orderbook_resync_backoff_seconds", market="BTC_USDT") or 0)
+        time.sleep(0.05)
+    # resyncs at about 0, 0.1, 1.1, 3.1 s (then 7.1 s): the gap doubles from 1 s
+    assert 3 <= len(resubscribed_at) <= 5, resubscribed_at
+    gaps = [later - earlier for earlier, later in itertools.pairwise(resubscribed_at)]
+    for gap, floor in zip(gaps[1:], (1.0, 2.0, 4.0), strict=False):
+        assert gap >= floor - 0.1, gaps
+    assert max(backoffs) >= 4.0
+    assert h.value("orderbook_resync_backoff_seconds", market="ETH_USDT") == 0
+    # each resync asked for is counted; the last one may still be waiting
+    assert h.value("orderbook_resyncs_total", market="BTC_USDT", reason="crossed") in (
+        len(resubscribed_at), len(resubscribed_at) + 1)
+    # the other market keeps its book while BTC_USDT waits
+    assert h.value("orderbook_best_bid_price", market="ETH_USDT") is not None
+    assert h.value("websocket_connects_total") == 1
+    text = scrape(h.exporter.http_port)
+    assert 'cryptomus_orderbook_resync_backoff_seconds{market="BTC_USDT"}' in text

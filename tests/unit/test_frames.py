@@ -99,6 +99,18 @@ def test_crossed_book_is_dropped_and_resynced(feed):
     assert feed.resyncs == 1
     assert feed.value("orderbook_resyncs_total", market="ETH_USDT", reason="crossed") == 1
     assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
+    assert feed.resync_markets == ["ETH_USDT"]
+
+
+def test_a_broken_book_leaves_the_others_until_the_resubscription(feed):
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["12", "1"]], asks=[], full_reload=False)  # crossed
+    assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
+    feed.depth("BTC_USDT", bids=[["99.5", "1"]], asks=[], full_reload=False)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99.5
+    market.depth_resubscribing(feed.state)  # the session unsubscribes depth: all reload
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") is None
 
 
 def test_malformed_level_is_counted_and_resyncs(feed):
@@ -294,7 +306,7 @@ def test_frames_not_understood_are_sampled_first_five_then_one_per_ten_minutes(c
     redactor.add("s3cret-key")
     clock = [0.0]
     state = Feed().state
-    handler = FrameHandler(state, on_reply=lambda r: None, on_resync=lambda c: None,
+    handler = FrameHandler(state, on_reply=lambda r: None, on_resync=lambda c, m: None,
                            samples=FrameSamples(redactor, clock=lambda: clock[0]))
     caplog.set_level("WARNING", logger="exporter.frames")
 
