@@ -9,7 +9,7 @@ import pytest
 from gevent import pywsgi
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Metrics
+from exporter import channels, collectors
 from exporter.rest import SCALES_CONCURRENCY, RestClient, RestError
 from exporter.scales import plan_depth
 from exporter.simulator import Simulator, SimulatorConfig
@@ -28,7 +28,10 @@ class Client:
     def __init__(self, base_url: str) -> None:
         self.registry = CollectorRegistry()
         self.waits: list[float] = []
-        self.rest = RestClient(Metrics(self.registry), api_url=base_url, market_api_url=base_url,
+        state = channels.new_state()
+        instruments = collectors.register(self.registry, state, version="test", process=False)
+        self.rest = RestClient(state.link, instruments.api_request_duration_seconds,
+                               api_url=base_url, market_api_url=base_url,
                                scales_api_url=base_url, user_id=None, api_key=None,
                                timeout=2.0, attempts=3, wait=self.waits.append)
 
