@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from . import __version__, channels, collectors
 from .backoff import Backoff
+from .depthscales import DepthScales
 from .descriptors import apply_descriptor_budget
 from .health import Health
 from .http import http_limits, make_app, make_guard, make_server
@@ -75,6 +76,11 @@ class Exporter:
             timeout=settings.request_timeout,
             wait=self.stop_event.wait,
         )
+        # The scale lists fetched (kept for the exporter's life) decide the depth params.
+        self.depth_scales = DepthScales(
+            self.rest, self.state.markets,
+            configured=None if settings.all_markets else settings.markets,
+            scale=settings.depth_scale, max_markets=settings.max_markets)
         self.reconciler = Reconciler(
             self.rest,
             self.state,
@@ -136,6 +142,7 @@ class Exporter:
             resync_min_interval=settings.resync_min_interval,
             on_established=self.reconciler.request,
             samples=self.samples,
+            depth_scales=self.depth_scales,
         )
 
     @property

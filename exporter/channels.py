@@ -29,6 +29,9 @@ class Selection(NamedTuple):
     markets: tuple[str, ...] | None  # None: all
     depth_scale: int
     known_markets: frozenset[str]  # the exchange's market list, if fetched
+    # The markets whose scale list has depth_scale (or could not be checked), when the
+    # scale lists were checked (``depthscales.DepthScales``); None: not checked.
+    depth_markets: tuple[str, ...] | None = None
 
 
 def market_params(selection: Selection) -> list[str]:
@@ -36,7 +39,10 @@ def market_params(selection: Selection) -> list[str]:
 
 
 def depth_params(selection: Selection) -> list[str]:
-    """``MARKET:scale``; ``all`` covers scale 0 only, so other scales name every market."""
+    """``MARKET:scale``; ``all`` covers scale 0 only, so other scales name every market.
+    An empty list: no market to subscribe depth for (the session then skips it)."""
+    if selection.depth_markets is not None:
+        return [f"{symbol}:{selection.depth_scale}" for symbol in selection.depth_markets]
     markets = selection.markets
     if markets is None:
         if selection.depth_scale == 0:
@@ -82,7 +88,8 @@ CHANNELS: tuple[Channel, ...] = (
             market.apply_depth,
             ("orderbook_best_bid_price", "orderbook_best_ask_price", "orderbook_spread",
              "orderbook_spread_ratio", "orderbook_levels", "orderbook_depth",
-             "orderbook_resyncs_total", "orderbook_resync_backoff_seconds", _UPDATED),
+             "orderbook_resyncs_total", "orderbook_resync_backoff_seconds",
+             "orderbook_scale_missing", _UPDATED),
             market_updates=True),
     Channel("trade", False, "trade_update", market_params, protocol.parse_trades,
             market.apply_trades,

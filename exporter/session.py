@@ -25,6 +25,7 @@ from gevent.event import AsyncResult, Event
 
 from . import channels as channel_table
 from . import protocol
+from .depthscales import DepthScales
 from .frames import FrameHandler
 from .health import Health
 from .logs import Redactor
@@ -88,6 +89,7 @@ class Session:
         on_established: Callable[[], None] = lambda: None,
         table: tuple[channel_table.Channel, ...] = channel_table.CHANNELS,
         samples: FrameSamples | None = None,
+        depth_scales: DepthScales | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.channels = channels
@@ -105,6 +107,8 @@ class Session:
         self.connect_timeout = connect_timeout
         self.resync_min_interval = resync_min_interval
         self.on_established = on_established
+        self.depth_scales = depth_scales
+        self._channel_params: dict[str, list[str]] = {}  # what this connection subscribes
         self.ws: websocket.WebSocket | None = None
         self.reason: str | None = None
         self._done = Event()
@@ -134,6 +138,7 @@ class Session:
         failure of its stage: it must never reach the supervisor, whose loop would die.
         """
         try:
+            self._channel_params = self._all_params()  # REST (scale lists) before the socket
             self._connect()
             self._subscribe_all()
             self._established()
@@ -189,10 +194,10 @@ class Session:
     def _subscribe_all(self) -> None:
         self.stage = "subscribe"
         requests = {}
-        for channel in self.channels:
+        for channel, params in self._channel_params.items():
             try:
                 requests[channel] = self._request(f"{channel}_subscribe", protocol.subscribe,
-                                                  channel, self._params(channel))
+                                                  channel, params)
             except ConnectionError as error:  # e.g. reset right after the upgrade
                 raise ConnectFailure("subscribe", str(error)) from None
         accepted = 0
@@ -207,10 +212,28 @@ class Session:
         if not accepted:
             raise ConnectFailure("subscribe", "every subscription was rejected")
 
-    def _params(self, channel: str) -> list[str]:
-        selection = channel_table.Selection(self.markets, self.depth_scale,
-                                            self.state.markets.known)
-        return self._channels[channel].params(selection)
+    def _all_params(self) -> dict[str, list[str]]:
+        """Each channel's subscription params; a channel with none is not subscribed."""
+        known = self.state.markets.known
+        depth_markets = None
+        if self.depth_scales is not None and "depth" in self.channels:
+            depth_markets = self.depth_scales.markets(known)
+        selection = channel_table.Selection(self.markets, self.depth_scale, known,
+                                            depth_markets)
+        result = {}
+        for channel in self.channels:
+            try:
+                params = self._channels[channel].params(selection)
+            except ValueError as error:
+                log.warning("not subscribing %s: %s", channel, error)
+                continue
+            if params:
+                result[channel] = params
+            else:
+                log.warning("not subscribing %s: no market to subscribe it for", channel)
+        if not result:
+            raise ConnectFailure("subscribe", "nothing to subscribe")
+        return result
 
     def _established(self) -> None:
         self.stage = ESTABLISHED
@@ -381,7 +404,7 @@ class Session:
                     return
 
     def _resubscribe(self, channel: str) -> bool:
-        params = self._params(channel)
+        params = self._channel_params[channel]
         if channel == "depth":
             market_records.depth_resubscribing(self.state)
         try:

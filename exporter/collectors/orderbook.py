@@ -13,22 +13,24 @@ from prometheus_client.core import Metric
 from prometheus_client.samples import Sample
 
 from ..state.model import MarketData
-from .families import TableCollector, families
+from .families import TableCollector, add_gauge, families
 
 
 class BookCollector(TableCollector):
     NAMES = ("orderbook_best_bid_price", "orderbook_best_ask_price", "orderbook_spread",
              "orderbook_spread_ratio", "orderbook_levels", "orderbook_depth",
-             "orderbook_resync_backoff_seconds")
+             "orderbook_resync_backoff_seconds", "orderbook_scale_missing")
 
     def __init__(self, markets: MarketData) -> None:
         self.markets = markets
 
     def collect(self) -> list[Metric]:
         result = families(self.NAMES)
-        bid, ask, spread, ratio, levels, depth, backoff = (metric.samples for metric in result)
-        bid_name, ask_name, spread_name, ratio_name, levels_name, depth_name, backoff_name = (
+        bid, ask, spread, ratio, levels, depth, backoff, _ = (metric.samples for metric in result)
+        bid_name, ask_name, spread_name, ratio_name, levels_name, depth_name, backoff_name, _ = (
             metric.name for metric in result)
+        for symbol, missing in list(self.markets.scale_missing.items()):
+            add_gauge(result[-1], {"market": symbol}, missing)
         bands = self.markets.depth_bands
         backoffs = self.markets.resync_policy.backoffs(time.monotonic())
         for state in list(self.markets.markets.values()):

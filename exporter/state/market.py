@@ -126,6 +126,15 @@ def apply_trades(state: State, event: protocol.Trades, now: float,
     market_state.updated["trade"] = now
 
 
+def scales_checked(data: MarketData, *, present: list[str], missing: list[str]) -> None:
+    """Markets whose scale list has (``present``) or lacks (``missing``) the configured
+    depth scale; a market whose list could not be fetched keeps its last value."""
+    for symbol in present:
+        data.scale_missing[symbol] = 0.0
+    for symbol in missing:
+        data.scale_missing[symbol] = 1.0
+
+
 def depth_resubscribing(state: State) -> None:
     """Depth is about to be unsubscribed and subscribed again: every book reloads, and
     none can be trusted until its full reload arrives."""

@@ -83,6 +83,8 @@ class MarketData:
         # When each market's book may be resynced (outlives connections); the session's
         # resync loop asks it, the order book collector shows its backoffs.
         self.resync_policy = ResyncPolicy(resync_min_interval)
+        # market -> 1 while its scale list lacks depth_scale (not subscribed), else 0
+        self.scale_missing: dict[str, float] = {}
         self.max_markets = max_markets
         self.depth_bands = depth_bands
         self.band_labels = tuple(f"{band:g}" for band in depth_bands)

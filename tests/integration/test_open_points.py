@@ -122,3 +122,59 @@ def test_a_feed_that_keeps_crossing_the_book_backs_the_resyncs_off(make_harness)
     assert h.value("websocket_connects_total") == 1
     text = scrape(h.exporter.http_port)
     assert 'cryptomus_orderbook_resync_backoff_seconds{market="BTC_USDT"}' in text
+
+
+def _lines(h, text):
+    return [line for line in h.logs.getvalue().splitlines() if text in line]
+
+
+def test_a_depth_scale_the_markets_lack_is_not_subscribed_and_is_shown(make_harness):
+    # the simulator lists scales 0..3 for every market
+    h = make_harness(markets="BTC_USDT,ETH_USDT", channels="depth,lastprice", depth_scale=9)
+    assert h.sim.stats.subscribe_requests["depth"] == 0
+    assert h.value("websocket_subscriptions", channel="depth") == 0
+    assert h.value("websocket_subscribe_failures_total", channel="depth") == 0
+    assert h.value("websocket_subscriptions", channel="lastprice") == 1
+    for market in ("BTC_USDT", "ETH_USDT"):
+        assert h.value("orderbook_scale_missing", market=market) == 1
+        (line,) = _lines(h, f"depth scale 9 does not exist for {market}")
+        assert "its scales are 0 (" in line and "3 (" in line
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 2
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=2)
+    # the lists were fetched once: no new fetch, no new line, the gauge stays
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 2
+    assert len(_lines(h, "depth scale 9 does not exist")) == 2
+    assert h.value("orderbook_scale_missing", market="BTC_USDT") == 1
+    assert h.sim.stats.subscribe_requests["depth"] == 0
+
+
+def test_an_existing_depth_scale_is_checked_and_subscribed(make_harness):
+    h = make_harness(markets="BTC_USDT,ETH_USDT", channels="depth", depth_scale=1)
+    assert h.value("websocket_subscriptions", channel="depth") == 1
+    assert h.value("orderbook_scale_missing", market="BTC_USDT") == 0
+    wait_for(lambda: h.value("orderbook_best_bid_price", market="ETH_USDT"), what="a book")
+    assert h.value("websocket_message_errors_total", reason="unsubscribed_scale") == 0
+
+
+def test_scale_lists_that_could_not_be_fetched_are_fetched_again_at_the_next_connect(
+        make_harness, monkeypatch):
+    h = make_harness(wait=False, markets="BTC_USDT", channels="depth", depth_scale=1)
+    h.wait_connected()
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 1
+    # a failure is not cached: make the exporter forget, then fail the fetch once
+    h.exporter.depth_scales._fetched.clear()
+    scales = h.sim.catalog.scales
+    monkeypatch.setattr(h.sim.catalog, "scales", lambda symbol: None)  # 404: unknown
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=2)
+    assert h.value("api_requests_total", endpoint="scales", code="404") == 1
+    assert h.value("websocket_subscriptions", channel="depth") == 1  # subscribed unchecked
+    assert len(_lines(h, "cannot check the depth scales of BTC_USDT")) == 1
+    monkeypatch.setattr(h.sim.catalog, "scales", scales)
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=3)
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 2
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=4)
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 2  # cached
