@@ -178,3 +178,27 @@ def test_scale_lists_that_could_not_be_fetched_are_fetched_again_at_the_next_con
     h.sim.faults.drop_connections()
     h.wait_connected(connects=4)
     assert h.value("api_requests_total", endpoint="scales", code="200") == 2  # cached
+
+
+@pytest.mark.parametrize("repeat", ["reject", "replace"])
+def test_the_order_book_resync_works_whether_a_repeated_subscription_is_rejected_or_replaces(
+        make_harness, repeat):
+    h = make_harness(sim_config={"repeat_subscription": repeat},
+                     markets="BTC_USDT,ETH_USDT", channels="depth,lastprice")
+    for market in ("BTC_USDT", "ETH_USDT"):
+        wait_for(lambda m=market: _exporter_top(h, m) == _scale0_top(h.sim, m),
+                 what=f"{market}'s first book")
+    for resync in (1, 2):
+        assert h.sim.faults.crossed_book("BTC_USDT") == 1
+        h.wait_value("orderbook_resyncs_total", float(resync), market="BTC_USDT",
+                     reason="crossed")
+        wait_for(lambda n=resync: h.sim.stats.subscribe_requests["depth"] == n + 1,
+                 what="depth subscribed again")
+        for market in ("BTC_USDT", "ETH_USDT"):  # every book reloaded, equal to the exchange's
+            wait_for(lambda m=market: _exporter_top(h, m) == _scale0_top(h.sim, m),
+                     what=f"{market}'s book after resync {resync}")
+    assert h.sim.stats.unsubscribe_requests["depth"] == 2
+    assert h.sim.stats.duplicate_subscribes == 0  # unsubscribed first: never a repeat
+    assert h.value("websocket_subscriptions", channel="depth") == 1
+    assert h.value("websocket_connects_total") == 1
+    assert h.value("websocket_disconnects_total", reason="resync_failed") == 0
