@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -39,13 +40,18 @@ class Exporter:
         *,
         registry: CollectorRegistry | None = None,
         redactor: Redactor | None = None,
+        frame_tap: Callable[[bytes | str], None] | None = None,
+        serve_http: bool = True,
     ) -> None:
+        """``frame_tap`` sees every message received (``record``); ``serve_http=False``
+        opens no metrics port (the state is kept all the same)."""
         self.simulator: Any = None
         if settings.demo:
             settings = self._start_demo_simulator(settings)
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.redactor = redactor or Redactor()
+        self.frame_tap = frame_tap
         self.stop_event = Event()
         api_key = settings.secret_api_key()
         self.redactor.add(api_key)
@@ -104,7 +110,7 @@ class Exporter:
             make_app(self.registry, self.health, web_config, version=__version__, guard=guard),
             web_config,
             guard=guard,
-        )
+        ) if serve_http else None
 
     def _start_demo_simulator(self, settings: Settings) -> Settings:
         from .simulator import Simulator, SimulatorConfig  # noqa: PLC0415 - only for --demo
@@ -143,6 +149,7 @@ class Exporter:
             on_established=self.reconciler.request,
             samples=self.samples,
             depth_scales=self.depth_scales,
+            frame_tap=self.frame_tap,
         )
 
     @property
@@ -150,9 +157,10 @@ class Exporter:
         return self.server.server_port
 
     def start(self) -> None:
-        self.server.start()
-        log.info("serving /metrics on %s (port %d)", self.settings.listen_address,
-                 self.http_port)
+        if self.server is not None:
+            self.server.start()
+            log.info("serving /metrics on %s (port %d)", self.settings.listen_address,
+                     self.http_port)
         if self.settings.depth_scale != 0 and self.settings.all_markets:
             self.reconciler.refresh_markets()  # depth params need the market list
         self.reconciler.start()
@@ -161,7 +169,8 @@ class Exporter:
     def stop(self) -> None:
         log.info("shutting down")
         self.supervisor.shutdown()
-        self.server.stop(timeout=1)
+        if self.server is not None:
+            self.server.stop(timeout=1)
         self.rest.close()
         if self.simulator is not None:
             self.simulator.stop()

@@ -90,6 +90,7 @@ class Session:
         table: tuple[channel_table.Channel, ...] = channel_table.CHANNELS,
         samples: FrameSamples | None = None,
         depth_scales: DepthScales | None = None,
+        frame_tap: Callable[[bytes | str], None] | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.channels = channels
@@ -121,6 +122,8 @@ class Session:
         self._frames = FrameHandler(state, on_reply=self._replies.match,
                                     on_resync=self._request_resync, table=table,
                                     samples=samples or FrameSamples(redactor))
+        if frame_tap is not None:  # e.g. ``record``: every message, before it is handled
+            self._frames.handle = _tapped(frame_tap, self._frames.handle)  # type: ignore[method-assign]
         self._resync_wanted = Event()
         self._resync_channels: set[str] = set()
         self._resync_markets: set[str] = set()  # depth: the markets whose books broke
@@ -423,6 +426,17 @@ class Session:
         records.resubscribed(self.link, channel)
         log.info("%s resubscribed", channel)
         return True
+
+
+def _tapped(tap: Callable[[bytes | str], None],
+            handle: Callable[[bytes | str], None]) -> Callable[[bytes | str], None]:
+    """``handle`` that first shows each message to ``tap`` (no cost when not tapped)."""
+
+    def tapped_handle(frame: bytes | str) -> None:
+        tap(frame)
+        handle(frame)
+
+    return tapped_handle
 
 
 def _message(ws: websocket.WebSocket, frame: websocket.ABNF) -> tuple[int, bytes] | None:
