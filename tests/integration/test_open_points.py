@@ -202,3 +202,24 @@ def test_the_order_book_resync_works_whether_a_repeated_subscription_is_rejected
     assert h.value("websocket_subscriptions", channel="depth") == 1
     assert h.value("websocket_connects_total") == 1
     assert h.value("websocket_disconnects_total", reason="resync_failed") == 0
+
+
+def test_a_resync_acknowledged_with_status_failure_reconnects(make_harness):
+    h = make_harness(markets="BTC_USDT", channels="depth,lastprice")
+    wait_for(lambda: h.value("orderbook_best_bid_price", market="BTC_USDT"), what="a book")
+    dispatcher = h.sim.dispatcher
+    # from now on the exchange answers depth_subscribe with data.status "failure"
+    # (the simulator's switch, set on the running simulator)
+    dispatcher._failing_channels = frozenset({"depth"})
+    h.sim.faults.crossed_book("BTC_USDT")
+    h.wait_value("websocket_disconnects_total", 1.0, reason="resync_failed")
+    assert _lines(h, 'order book resync failed (resync failed: depth_subscribe rejected: '
+                     'status "failure")')
+    dispatcher._failing_channels = frozenset()
+    h.wait_connected(connects=2)
+    if h.value("websocket_subscriptions", channel="depth") == 0:  # reconnected before the reset
+        assert h.value("websocket_subscribe_failures_total", channel="depth") == 1
+        h.sim.faults.drop_connections()
+        h.wait_connected(connects=3)
+    wait_for(lambda: h.value("orderbook_best_bid_price", market="BTC_USDT"),
+             what="the book after the reconnect")
