@@ -92,7 +92,7 @@ def touch_frames(number: int, tick: int) -> list[bytes]:
 def frame_handler(exporter: Exporter):
     """The function a session hands every frame to, for an exporter without a session."""
     return FrameHandler(exporter.state, on_reply=lambda reply: None,
-                        on_resync=lambda channel: None).handle
+                        on_resync=lambda channel, market: None).handle
 
 
 def idle_exporter() -> Exporter:

@@ -477,18 +477,32 @@ def markets() -> dict:
                        "(a ratio of the mid price) on each side.", "short",
                        target(f"cryptomus_orderbook_depth{{{MARKET_SELECTOR}}}",
                               "{{market}} {{side}} ±{{band}}"),
-                       minimum=0),
+                       width=8, minimum=0),
             timeseries("Order book levels", "Price levels per side in the local book.", "short",
                        target(f"cryptomus_orderbook_levels{{{MARKET_SELECTOR}}}",
                               "{{market}} {{side}}"),
-                       width=6, minimum=0),
+                       width=4, minimum=0),
             timeseries("Order book resyncs", "Books dropped and reloaded per minute; "
                        "\"none\" when there were none.", "cpm",
                        target(or_zero(per_minute(
                            f"cryptomus_orderbook_resyncs_total{{{MARKET_SELECTOR}}}",
                            "market, reason"), "market", "reason"),
                               "{{market}} {{reason}}"),
-                       width=6, minimum=0),
+                       width=4, minimum=0),
+            timeseries("Order book resync backoff", "How long a market's next resync must "
+                       "wait after its last one: it doubles (up to 5 min) while the book keeps "
+                       "breaking right after each reload; 0 when healthy. "
+                       "CryptomusOrderbookResyncBackoff fires at 60 s for 15 min.", "s",
+                       target(f"max by (market) (cryptomus_orderbook_resync_backoff_seconds"
+                              f"{{{MARKET_SELECTOR}}})", "{{market}}"),
+                       width=4, steps=thresholds((None, GREEN), (60, YELLOW)), minimum=0),
+            timeseries("Depth scale missing", "1 while the configured depth scale "
+                       "(CRYPTOMUS_DEPTH_SCALE) is not in the market's scale list: depth is not "
+                       "subscribed for it (the start-up log names the scales it has).", "none",
+                       target(f"max by (market) (cryptomus_orderbook_scale_missing"
+                              f"{{{MARKET_SELECTOR}}})", "{{market}}"),
+                       width=4, steps=thresholds((None, GREEN), (1, RED)), stepped=True,
+                       minimum=0),
             row("Public trades"),
             timeseries("Trades by side", "Public trades per second, by taker side.", "ops",
                        target(f"sum by (market, side) (rate(cryptomus_trades_total"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -17,12 +18,14 @@ from pydantic import SecretStr
 
 from . import __version__, channels, collectors
 from .backoff import Backoff
+from .depthscales import DepthScales
 from .descriptors import apply_descriptor_budget
 from .health import Health
 from .http import http_limits, make_guard, make_server
 from .httpapp import make_app
 from .logs import Redactor, install_crash_redaction
 from .rest import RestClient, sign
+from .samples import FrameSamples
 from .session import Session
 from .settings import Settings
 from .supervisor import Reconciler, Supervisor
@@ -38,21 +41,29 @@ class Exporter:
         *,
         registry: CollectorRegistry | None = None,
         redactor: Redactor | None = None,
+        frame_tap: Callable[[bytes | str], None] | None = None,
+        serve_http: bool = True,
     ) -> None:
+        """``frame_tap`` sees every message received (``record``); ``serve_http=False``
+        opens no metrics port (the state is kept all the same)."""
         self.simulator: Any = None
         if settings.demo:
             settings = self._start_demo_simulator(settings)
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.redactor = redactor or Redactor()
+        self.frame_tap = frame_tap
         self.stop_event = Event()
         api_key = settings.secret_api_key()
         self.redactor.add(api_key)
         self.redactor.add(sign(b"", api_key))  # the signature of every GET: as secret as the key
+        self.samples = FrameSamples(self.redactor)  # one budget across reconnects
         self.state = channels.new_state(
             subscribed=settings.channels,
             markets=None if settings.all_markets else settings.markets,
             depth_bands=settings.depth_bands,
+            depth_scale=settings.depth_scale,
+            resync_min_interval=settings.resync_min_interval,
             max_markets=settings.max_markets,
         )
         guard = make_guard(http_limits(settings, apply_descriptor_budget()))
@@ -72,6 +83,11 @@ class Exporter:
             timeout=settings.request_timeout,
             wait=self.stop_event.wait,
         )
+        # The scale lists fetched (kept for the exporter's life) decide the depth params.
+        self.depth_scales = DepthScales(
+            self.rest, self.state.markets,
+            configured=None if settings.all_markets else settings.markets,
+            scale=settings.depth_scale, max_markets=settings.max_markets)
         self.reconciler = Reconciler(
             self.rest,
             self.state,
@@ -95,7 +111,7 @@ class Exporter:
             make_app(self.registry, self.health, web_config, version=__version__, guard=guard),
             web_config,
             guard=guard,
-        )
+        ) if serve_http else None
 
     def _start_demo_simulator(self, settings: Settings) -> Settings:
         from .simulator import Simulator, SimulatorConfig  # noqa: PLC0415 - only for --demo
@@ -132,6 +148,9 @@ class Exporter:
             connect_timeout=settings.request_timeout,
             resync_min_interval=settings.resync_min_interval,
             on_established=self.reconciler.request,
+            samples=self.samples,
+            depth_scales=self.depth_scales,
+            frame_tap=self.frame_tap,
         )
 
     @property
@@ -139,9 +158,10 @@ class Exporter:
         return self.server.server_port
 
     def start(self) -> None:
-        self.server.start()
-        log.info("serving /metrics on %s (port %d)", self.settings.listen_address,
-                 self.http_port)
+        if self.server is not None:
+            self.server.start()
+            log.info("serving /metrics on %s (port %d)", self.settings.listen_address,
+                     self.http_port)
         if self.settings.depth_scale != 0 and self.settings.all_markets:
             self.reconciler.refresh_markets()  # depth params need the market list
         self.reconciler.start()
@@ -150,7 +170,8 @@ class Exporter:
     def stop(self) -> None:
         log.info("shutting down")
         self.supervisor.shutdown()
-        self.server.stop(timeout=1)
+        if self.server is not None:
+            self.server.stop(timeout=1)
         self.rest.close()
         if self.simulator is not None:
             self.simulator.stop()

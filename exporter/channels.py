@@ -29,6 +29,9 @@ class Selection(NamedTuple):
     markets: tuple[str, ...] | None  # None: all
     depth_scale: int
     known_markets: frozenset[str]  # the exchange's market list, if fetched
+    # The markets whose scale list has depth_scale (or could not be checked), when the
+    # scale lists were checked (``depthscales.DepthScales``); None: not checked.
+    depth_markets: tuple[str, ...] | None = None
 
 
 def market_params(selection: Selection) -> list[str]:
@@ -36,7 +39,10 @@ def market_params(selection: Selection) -> list[str]:
 
 
 def depth_params(selection: Selection) -> list[str]:
-    """``MARKET:scale``; ``all`` covers scale 0 only, so other scales name every market."""
+    """``MARKET:scale``; ``all`` covers scale 0 only, so other scales name every market.
+    An empty list: no market to subscribe depth for (the session then skips it)."""
+    if selection.depth_markets is not None:
+        return [f"{symbol}:{selection.depth_scale}" for symbol in selection.depth_markets]
     markets = selection.markets
     if markets is None:
         if selection.depth_scale == 0:
@@ -82,7 +88,9 @@ CHANNELS: tuple[Channel, ...] = (
             market.apply_depth,
             ("orderbook_best_bid_price", "orderbook_best_ask_price", "orderbook_spread",
              "orderbook_spread_ratio", "orderbook_levels", "orderbook_depth",
-             "orderbook_resyncs_total", _UPDATED), market_updates=True),
+             "orderbook_resyncs_total", "orderbook_resync_backoff_seconds",
+             "orderbook_scale_missing", _UPDATED),
+            market_updates=True),
     Channel("trade", False, "trade_update", market_params, protocol.parse_trades,
             market.apply_trades,
             ("trades_total", "traded_base_volume_total", "traded_quote_volume_total", _UPDATED),
@@ -123,28 +131,33 @@ def message_labels(table: Iterable[Channel] = CHANNELS) -> frozenset[str]:
 
 
 def routes(state: State, table: Iterable[Channel],
-           on_resync: Callable[[str], None]) -> Mapping[str, Route]:
+           on_resync: Callable[[str, str | None], None]) -> Mapping[str, Route]:
     """Update method -> what one event of it does; ``on_resync(channel)`` renews a
-    channel's subscription when its apply function asks for it."""
+    channel's subscription when its apply function asks for it (``market``: the market
+    whose data broke, or None)."""
     return {channel.update_method: route(state, channel.update_method, channel.parse,
                                          channel.apply, _resubscribe(on_resync, channel.name))
             for channel in table}
 
 
-def _resubscribe(on_resync: Callable[[str], None], name: str) -> Callable[[], None]:
-    return lambda: on_resync(name)
+def _resubscribe(on_resync: Callable[[str, str | None], None],
+                 name: str) -> Callable[..., None]:
+    """``resubscribe()``, or ``resubscribe(market)`` when one market's data broke (its
+    resyncs back off on their own: ``backoff.ResyncPolicy``)."""
+    return lambda market=None: on_resync(name, market)
 
 
 def new_state(table: Iterable[Channel] = CHANNELS, *, subscribed: tuple[str, ...] | None = None,
               markets: tuple[str, ...] | None = None, max_markets: int = 1000,
-              depth_bands: tuple[float, ...] = (0.005, 0.01, 0.02),
-              now: float | None = None) -> State:
+              depth_bands: tuple[float, ...] = (0.005, 0.01, 0.02), depth_scale: int = 0,
+              resync_min_interval: float = 5.0, now: float | None = None) -> State:
     """An empty state for the channels of ``table`` (``subscribed``: those configured)."""
     table = tuple(table)
     return state.new_state(
         subscribed=names(table) if subscribed is None else subscribed,
         update_channels=market_update_names(table), markets=markets, max_markets=max_markets,
-        depth_bands=depth_bands, now=now,
+        depth_bands=depth_bands, depth_scale=depth_scale,
+        resync_min_interval=resync_min_interval, now=now,
         extra={channel.name: channel.new_state() for channel in table if channel.new_state})
 
 

@@ -1,9 +1,10 @@
 """Command line: flags (Prometheus exporter style) -> Settings -> run.
 
-Subcommands: ``run`` (the default), ``simulate`` (the built-in fake exchange)
-and ``check-config``. Every option is also an environment variable
-(CRYPTOMUS_*); a flag wins over the environment. A bad value stops start-up
-with one line naming the option and exit status 2.
+Subcommands: ``run`` (the default), ``simulate`` (the built-in fake exchange),
+``record`` (capture what the exchange sends) and ``check-config``. Every
+option is also an environment variable (CRYPTOMUS_*); a flag wins over the
+environment. A bad value stops start-up with one line naming the option and
+exit status 2.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .settings import ENV_PREFIX, ConfigError, Settings, load_settings, option_n
 from .webconfig import WebConfigError, load_web_config
 
 PROG = "cryptomus-exporter"
-COMMANDS = ("run", "simulate", "check-config")
+COMMANDS = ("run", "simulate", "record", "check-config")
 EXIT_CONFIG = 2
 
 DESCRIPTION = """\
@@ -29,6 +30,7 @@ trades, the account's balances, orders and fills, and the WebSocket's own health
   cryptomus-exporter --demo            try it on the built-in simulator, no credentials
   cryptomus-exporter                   run (needs CRYPTOMUS_USER_ID and CRYPTOMUS_API_KEY)
   cryptomus-exporter check-config      validate the configuration and exit
+  cryptomus-exporter record --output F capture what the exchange sends (replay: simulate --replay)
   cryptomus-exporter simulate --help   the simulated exchange on its own
 
 Every option is also an environment variable, shown in brackets.
@@ -63,11 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     add_settings_arguments(parser)
-    commands = parser.add_subparsers(dest="command", metavar="{run,simulate,check-config}")
+    commands = parser.add_subparsers(dest="command",
+                                     metavar="{run,simulate,record,check-config}")
     run = commands.add_parser("run", help="run the exporter (default)")
     add_settings_arguments(run)
     check = commands.add_parser("check-config", help="validate the configuration and exit")
     add_settings_arguments(check)
+    recorder = commands.add_parser(
+        "record", help="connect and subscribe as the exporter does, and write every frame "
+                       "received to a file (replay it with simulate --replay)")
+    recorder.add_argument("--output", required=True, metavar="FILE",
+                          help="the recording: one JSON line per frame; gzip when FILE ends "
+                               "in .gz")
+    recorder.add_argument("--seconds", type=_seconds, metavar="N",
+                          help="stop after N seconds (default: at SIGINT/SIGTERM)")
+    add_settings_arguments(recorder)
     # Its options are parsed by the simulator's own parser, imported only for this command.
     commands.add_parser("simulate", help="run the simulated Cryptomus exchange", add_help=False)
     return parser
@@ -94,7 +106,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_format, redactor)
     if args.command == "check-config":
         return check_config(settings)
+    if args.command == "record":
+        return record_frames(settings, redactor, args.output, args.seconds)
     return run(settings, redactor)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
+    return seconds
+
+
+def record_frames(settings: Settings, redactor: Redactor, output: str,
+                  seconds: float | None) -> int:
+    from .record import record  # noqa: PLC0415 - only for this command
+
+    try:
+        return record(settings, redactor, output, seconds)
+    except OSError as error:
+        return _fail(f"cannot write {output}: {error.strerror or error}", 1)
 
 
 def check_config(settings: Settings) -> int:

@@ -90,6 +90,12 @@ SPECS: tuple[MetricSpec, ...] = (
     ),
     _market("orderbook_resyncs_total", COUNTER,
             "Local order books dropped and reloaded, by reason.", "reason"),
+    _market("orderbook_resync_backoff_seconds", GAUGE,
+            "Seconds the market's next order book resync must wait after its last one; "
+            "0 when the book has been healthy."),
+    _market("orderbook_scale_missing", GAUGE,
+            "1 while the configured depth scale is not in the market's scale list (depth not "
+            "subscribed for it)."),
     _market("trades_total", COUNTER, "Public trades seen, by taker side.", "side"),
     _market("traded_base_volume_total", COUNTER, "Public traded volume in base currency.", "side"),
     _market("traded_quote_volume_total", COUNTER,

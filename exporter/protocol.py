@@ -99,26 +99,25 @@ def is_response(method: Any) -> bool:
 
 
 def parse_response(message: dict) -> Response:
+    """A reply to one of our requests. A (un)subscribe acknowledgement is ``ok`` only when
+    ``error`` is null AND ``data.status`` is ``"success"`` (``subscribe_failure``); its
+    ``error`` is then what the exchange said, one bounded printable line."""
     method = message.get("method")
     if method is not None and type(method) is not str:
         raise ProtocolError(BAD_FIELD, "method is not a string")
     request_id = _request_id(message.get("id"))
     error = message.get("error")
-    if error is None:
-        if method is None and not isinstance(message.get("data"), dict):
-            raise ProtocolError(BAD_FIELD, "acknowledgement without data")
-        return Response(request_id, method, True, None, None)
-    if type(error) is not dict:
+    if error is None and method is None and not isinstance(message.get("data"), dict):
+        raise ProtocolError(BAD_FIELD, "acknowledgement without data")
+    if error is not None and type(error) is not dict:
         raise ProtocolError(BAD_FIELD, "error is not an object")
-    text = error.get("message")
-    code = error.get("code")
-    return Response(
-        request_id,
-        method,
-        False,
-        text if type(text) is str else "unknown error",
-        code if type(code) is int else None,
-    )
+    code = error.get("code") if error is not None else None
+    code = code if type(code) is int else None
+    if method == "pong":
+        failure = None if error is None else subscribe_failure(message)
+    else:
+        failure = subscribe_failure(message)
+    return Response(request_id, method, failure is None, failure, code)
 
 
 def _request_id(value: Any) -> int | None:

@@ -3,7 +3,9 @@
 Requests (subscribe, unsubscribe) wait for their acknowledgement by id; a reply
 whose id we do not know (acks may carry id 0 and no method) goes to the oldest
 request of the same method, or to the oldest of any method when it has none.
-Pings wait for their pongs by id; the round trip is observed through ``on_rtt``.
+Pings wait for their pongs by id; a pong whose id is 0, missing or not one of our
+pings answers the oldest ping still waiting (the exchange may always send id 0), so
+it is never mistaken for a lost pong. The round trip is observed through ``on_rtt``.
 A reply that answers nothing goes to ``on_unexpected``.
 """
 
@@ -42,7 +44,10 @@ class Replies:
 
     def match(self, response: Response) -> None:
         if response.method == "pong":
-            sent = self._pings.pop(response.request_id, None)
+            pings = self._pings
+            sent = pings.pop(response.request_id, None) if response.request_id else None
+            if sent is None and pings:
+                sent = pings.pop(next(iter(pings)))  # the oldest: ids only grow
             if sent is not None:
                 self.on_rtt(self.clock() - sent)
             return

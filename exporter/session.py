@@ -26,13 +26,16 @@ from gevent.event import AsyncResult, Event
 
 from . import channels as channel_table
 from . import protocol, wsframes, wsreader
+from .depthscales import DepthScales
 from .frames import FrameHandler
 from .health import Health
 from .logs import Redactor
 from .metrics import Instruments
 from .replies import Replies
 from .rest import RestClient, RestError
+from .samples import FrameSamples
 from .state import link as records
+from .state import market as market_records
 from .state.link import (
     CONNECT_STAGES,
     DISCONNECT_REASONS,
@@ -84,6 +87,9 @@ class Session:
         resync_min_interval: float,
         on_established: Callable[[], None] = lambda: None,
         table: tuple[channel_table.Channel, ...] = channel_table.CHANNELS,
+        samples: FrameSamples | None = None,
+        depth_scales: DepthScales | None = None,
+        frame_tap: Callable[[bytes | str], None] | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.channels = channels
@@ -101,6 +107,8 @@ class Session:
         self.connect_timeout = connect_timeout
         self.resync_min_interval = resync_min_interval
         self.on_established = on_established
+        self.depth_scales = depth_scales
+        self._channel_params: dict[str, list[str]] = {}  # what this connection subscribes
         self.ws: websocket.WebSocket | None = None
         self.reason: str | None = None
         self._done = Event()
@@ -109,10 +117,16 @@ class Session:
         self._channels = channel_table.by_name(table)
         self._replies = Replies(on_rtt=instruments.websocket_ping_rtt_seconds.observe,
                                 on_unexpected=self._unexpected_reply)
+        # The samples' budget outlives the connection (app.Exporter keeps one).
         self._frames = FrameHandler(state, on_reply=self._replies.match,
-                                    on_resync=self._request_resync, table=table)
+                                    on_resync=self._request_resync, table=table,
+                                    samples=samples or FrameSamples(redactor))
+        if frame_tap is not None:  # e.g. ``record``: every message, before it is handled
+            self._frames.handle = _tapped(frame_tap, self._frames.handle)  # type: ignore[method-assign]
         self._resync_wanted = Event()
         self._resync_channels: set[str] = set()
+        self._resync_markets: set[str] = set()  # depth: the markets whose books broke
+        self._resync_policy = state.markets.resync_policy
         self._last_resync = float("-inf")
         self.stage = CONNECT_STAGES[0]
 
@@ -126,6 +140,7 @@ class Session:
         failure of its stage: it must never reach the supervisor, whose loop would die.
         """
         try:
+            self._channel_params = self._all_params()  # REST (scale lists) before the socket
             self._connect()
             self._subscribe_all()
             self._established()
@@ -181,10 +196,10 @@ class Session:
     def _subscribe_all(self) -> None:
         self.stage = "subscribe"
         requests = {}
-        for channel in self.channels:
+        for channel, params in self._channel_params.items():
             try:
                 requests[channel] = self._request(f"{channel}_subscribe", protocol.subscribe,
-                                                  channel, self._params(channel))
+                                                  channel, params)
             except ConnectionError as error:  # e.g. reset right after the upgrade
                 raise ConnectFailure("subscribe", str(error)) from None
         accepted = 0
@@ -194,15 +209,33 @@ class Session:
             if response.ok:
                 accepted += 1
             else:
-                log.error("subscription to %s rejected: %s (code %s)", channel,
-                          response.error, response.code)
+                log.error("subscription to %s rejected by the exchange: %s", channel,
+                          response.error)
         if not accepted:
             raise ConnectFailure("subscribe", "every subscription was rejected")
 
-    def _params(self, channel: str) -> list[str]:
-        selection = channel_table.Selection(self.markets, self.depth_scale,
-                                            self.state.markets.known)
-        return self._channels[channel].params(selection)
+    def _all_params(self) -> dict[str, list[str]]:
+        """Each channel's subscription params; a channel with none is not subscribed."""
+        known = self.state.markets.known
+        depth_markets = None
+        if self.depth_scales is not None and "depth" in self.channels:
+            depth_markets = self.depth_scales.markets(known)
+        selection = channel_table.Selection(self.markets, self.depth_scale, known,
+                                            depth_markets)
+        result = {}
+        for channel in self.channels:
+            try:
+                params = self._channels[channel].params(selection)
+            except ValueError as error:
+                log.warning("not subscribing %s: %s", channel, error)
+                continue
+            if params:
+                result[channel] = params
+            else:
+                log.warning("not subscribing %s: no market to subscribe it for", channel)
+        if not result:
+            raise ConnectFailure("subscribe", "nothing to subscribe")
+        return result
 
     def _established(self) -> None:
         self.stage = ESTABLISHED
@@ -210,6 +243,7 @@ class Session:
         self.health.on_subscribed()
         # The fresh subscriptions reload everything: a resync asked for before is moot.
         self._resync_channels.clear()
+        self._resync_markets.clear()
         self._resync_wanted.clear()
         self._spawn(self._keepalive)
         self._spawn(self._resync_loop)
@@ -259,11 +293,16 @@ class Session:
             raise ConnectFailure(stage, str(error)) from None
 
     def _unexpected_reply(self, detail: str) -> None:
-        records.reject(self.link, UNEXPECTED_REPLY, detail)
+        # Raised inside FrameHandler.handle (Replies.match is its on_reply): it counts the
+        # frame and logs its sample like any other frame not understood.
+        raise protocol.ProtocolError(UNEXPECTED_REPLY, detail)
 
-    def _request_resync(self, channel: str) -> None:
-        """A channel's data cannot be trusted: renew its subscription (``_resync_loop``)."""
+    def _request_resync(self, channel: str, market: str | None = None) -> None:
+        """A channel's data (of ``market``) cannot be trusted: renew its subscription
+        (``_resync_loop``)."""
         self._resync_channels.add(channel)
+        if market is not None:
+            self._resync_markets.add(market)
         self._resync_wanted.set()
 
     # --- greenlets ------------------------------------------------------------------------
@@ -321,20 +360,41 @@ class Session:
                     return
 
     def _resync_loop(self) -> None:
-        """Resubscribe a channel (unsubscribe, ack, subscribe): for depth every book reloads."""
-        while self._resync_wanted.wait() and not self._done.is_set():
-            wait = self._last_resync + self.resync_min_interval - time.monotonic()
-            if wait > 0 and self._done.wait(wait):
-                return
-            self._resync_wanted.clear()
+        """Resubscribe a channel (unsubscribe, ack, subscribe): for depth every book reloads.
+
+        At most one resync per ``resync_min_interval``; a market whose book keeps breaking
+        right after each reload waits longer each time (``backoff.ResyncPolicy``: doubling
+        up to a cap), so a broken feed cannot make us resubscribe over and over. The
+        earliest market due decides: the others are not held back by one backed off.
+        """
+        wanted_event, done = self._resync_wanted, self._done
+        while wanted_event.wait() and not done.is_set():
+            wanted_event.clear()
+            now = time.monotonic()
+            wait = self._last_resync + self.resync_min_interval - now
+            markets = self._resync_markets
+            if markets:
+                policy = self._resync_policy
+                wait = max(wait, min(policy.next_delay(market, now) for market in markets))
+            if wait > 0:
+                log.debug("next resync in %.1f s", wait)
+                gevent.wait([done, wanted_event], timeout=wait, count=1)
+                if done.is_set():
+                    return
+                if wanted_event.is_set():
+                    continue  # another market broke meanwhile: it may be due sooner
             self._last_resync = time.monotonic()
             wanted, self._resync_channels = self._resync_channels, set()
+            if "depth" in wanted:
+                self._resync_markets = set()
             for channel in sorted(wanted):
                 if not self._resubscribe(channel):
                     return
 
     def _resubscribe(self, channel: str) -> bool:
-        params = self._params(channel)
+        params = self._channel_params[channel]
+        if channel == "depth":
+            market_records.depth_resubscribing(self.state)
         try:
             for method, build in ((channel + protocol.UNSUBSCRIBE_SUFFIX, protocol.unsubscribe),
                                   (channel + protocol.SUBSCRIBE_SUFFIX, protocol.subscribe)):
@@ -351,6 +411,17 @@ class Session:
         records.resubscribed(self.link, channel)
         log.info("%s resubscribed", channel)
         return True
+
+
+def _tapped(tap: Callable[[bytes | str], None],
+            handle: Callable[[bytes | str], None]) -> Callable[[bytes | str], None]:
+    """``handle`` that first shows each message to ``tap`` (no cost when not tapped)."""
+
+    def tapped_handle(frame: bytes | str) -> None:
+        tap(frame)
+        handle(frame)
+
+    return tapped_handle
 
 
 def _describe(error: BaseException) -> str:

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         "Public market list base URL.")
     scales_api_url: str = _option(
         "https://exchange-ws.cryptomus.com", "--cryptomus.scales-api-url",
-        "Depth scale list base URL.")
+        "Depth scale list base URL: each market's scales are checked before depth is "
+        "subscribed; a market lacking the depth scale is not subscribed.")
     request_timeout: float = _option(
         10.0, "--cryptomus.request-timeout", "REST and WebSocket handshake timeout, seconds.",
         gt=0)

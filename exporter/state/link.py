@@ -68,20 +68,23 @@ def count_message(link: Link, label: str, now: float) -> None:
         link.message_created[label] = now
 
 
-def reject(link: Link, reason: str, detail: str) -> None:
-    """Something the exchange sent was counted and skipped; logged once per reason."""
+def reject(link: Link, reason: str, detail: str, *, logged: bool = True) -> None:
+    """Something the exchange sent was counted and skipped; logged once per reason
+    (unless ``logged`` is False: the caller logs a sample of the frame instead)."""
     series = link.errors.get(reason)
     if series is None:  # the reasons of ERROR_REASONS start at 0; another comes from code
         series = link.errors[reason] = CounterSeries({"reason": reason}, time.time())
     series.value += 1.0
-    level = logging.DEBUG if reason in link.logged_reasons else logging.WARNING
+    level = (logging.DEBUG if reason in link.logged_reasons or not logged
+             else logging.WARNING)
     link.logged_reasons.add(reason)
     log.log(level, "skipped a frame (%s): %s", reason, detail)
 
 
-def reject_frame(link: Link, reason: str, detail: str, now: float) -> None:
+def reject_frame(link: Link, reason: str, detail: str, now: float, *,
+                 logged: bool = True) -> None:
     link.last_message_time = now
-    reject(link, reason, detail)
+    reject(link, reason, detail, logged=logged)
 
 
 def first_internal_error(link: Link, reason: str) -> bool:

@@ -21,12 +21,13 @@ log = logging.getLogger(__name__)
 
 UNEXPECTED_MARKET = "unexpected_market"
 MARKET_LIMIT = "market_limit"
+UNSUBSCRIBED_SCALE = "unsubscribed_scale"
 RESYNC_PARTIAL = "partial_before_reload"
 RESYNC_CROSSED = "crossed"
 RESYNC_INVALID = "invalid"
 RESYNC_REASONS = (RESYNC_PARTIAL, RESYNC_CROSSED, RESYNC_INVALID)
 
-Resubscribe = Callable[[], None]
+Resubscribe = Callable[..., None]  # resubscribe() or resubscribe(market)
 
 
 def market(data: MarketData, symbol: str, now: float) -> MarketState:
@@ -70,8 +71,14 @@ def apply_ticker(state: State, event: protocol.Ticker, now: float,
 
 def apply_depth(state: State, event: protocol.Depth, now: float,
                 resubscribe: Resubscribe) -> None:
-    # event.scale_index is kept: books per (market, scale) would start here.
     data = state.markets
+    if event.scale_index != data.depth_scale and event.scale_index is not None:
+        # Another scale of the market (``all`` may deliver several): merged into this
+        # book it would look crossed and resync forever. Counted and dropped; a frame
+        # that names no scale is taken for the subscribed one.
+        raise protocol.ProtocolError(UNSUBSCRIBED_SCALE,
+                                     f"scale_index {event.scale_index} is not the subscribed "
+                                     f"{data.depth_scale}")
     market_state = data.markets.get(event.symbol) or market(data, event.symbol, now)
     book = market_state.book
     try:
@@ -93,13 +100,15 @@ def apply_depth(state: State, event: protocol.Depth, now: float,
 
 def _resync(state: State, market_state: MarketState, reason: str,
             resubscribe: Resubscribe) -> None:
-    """Drop every book and ask for a fresh depth subscription (every book reloads)."""
+    """Drop this market's book and ask for a fresh depth subscription. The other books
+    stay until the resubscription itself (``depth_resubscribing``): a market whose
+    resyncs are backed off must not take them down while it waits."""
     market_state.resyncs[reason].value += 1.0
     log.warning("order book of %s cannot be trusted (%s): resubscribing depth",
                 market_state.symbol, reason)
-    clear_books(state.markets)
+    market_state.book.clear()
     state.link.resync_pending.add("depth")
-    resubscribe()
+    resubscribe(market_state.symbol)
 
 
 def apply_trades(state: State, event: protocol.Trades, now: float,
@@ -115,6 +124,21 @@ def apply_trades(state: State, event: protocol.Trades, now: float,
         totals.base += trade.quantity
         totals.quote += trade.price * trade.quantity
     market_state.updated["trade"] = now
+
+
+def scales_checked(data: MarketData, *, present: list[str], missing: list[str]) -> None:
+    """Markets whose scale list has (``present``) or lacks (``missing``) the configured
+    depth scale; a market whose list could not be fetched keeps its last value."""
+    for symbol in present:
+        data.scale_missing[symbol] = 0.0
+    for symbol in missing:
+        data.scale_missing[symbol] = 1.0
+
+
+def depth_resubscribing(state: State) -> None:
+    """Depth is about to be unsubscribed and subscribed again: every book reloads, and
+    none can be trusted until its full reload arrives."""
+    clear_books(state.markets)
 
 
 def clear_books(data: MarketData) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from ..backoff import ResyncPolicy
 from ..book import OrderBook
 
 BOOK_SIDES = ("bid", "ask")
@@ -75,8 +76,15 @@ class MarketData:
     ``max_markets`` of them."""
 
     def __init__(self, *, configured: tuple[str, ...] | None, max_markets: int,
-                 depth_bands: tuple[float, ...], update_channels: tuple[str, ...]) -> None:
+                 depth_bands: tuple[float, ...], update_channels: tuple[str, ...],
+                 depth_scale: int = 0, resync_min_interval: float = 5.0) -> None:
         self.configured = frozenset(configured) if configured else None
+        self.depth_scale = depth_scale  # the one scale index the books are kept for
+        # When each market's book may be resynced (outlives connections); the session's
+        # resync loop asks it, the order book collector shows its backoffs.
+        self.resync_policy = ResyncPolicy(resync_min_interval)
+        # market -> 1 while its scale list lacks depth_scale (not subscribed), else 0
+        self.scale_missing: dict[str, float] = {}
         self.max_markets = max_markets
         self.depth_bands = depth_bands
         self.band_labels = tuple(f"{band:g}" for band in depth_bands)

@@ -50,6 +50,8 @@ EXPORTER_FLAGS = (
     "--collector.reconcile-interval", "2",  # so do the REST histograms
     "--websocket.backoff-min", "0.1",
     "--websocket.backoff-max", "1",  # reconnect promptly once the fault is cleared
+    # explicit markets: their depth scale lists are checked (orderbook_scale_missing 0)
+    "--cryptomus.markets", ",".join(MARKETS),
 )
 SIMULATOR_FLAGS = ("--markets", ",".join(MARKETS), "--rate", "50", "--seed", "1")
 # Time the stack may take, once scraped, to accumulate data for every query (rate windows

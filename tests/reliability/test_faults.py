@@ -198,8 +198,8 @@ def test_each_idle_close_by_the_server_is_one_clean_disconnect(monitored):
 
 
 def test_rejected_channel_is_counted_and_the_others_keep_the_connection(monitored):
-    # The simulator has scale indices 0..3: depth "X:9" is rejected, the rest accepted.
-    h = monitored(markets="BTC_USDT,ETH_USDT", depth_scale=9)
+    # The exchange answers depth_subscribe with data.status "failure", the rest accepted.
+    h = monitored(markets="BTC_USDT,ETH_USDT", sim_config={"ack_failure_channels": ("depth",)})
     for connection in (1, 2):
         assert h.value("websocket_subscribe_failures_total", channel="depth") == connection
         assert h.value("websocket_subscriptions", channel="depth") == 0
@@ -239,7 +239,8 @@ def test_duplicate_subscription_rejected_by_the_exchange_keeps_the_connection(
 
 
 def test_every_channel_rejected_is_a_subscribe_failure_that_backs_off(monitored):
-    h = monitored(wait=False, markets="BTC_USDT", channels="depth", depth_scale=9)
+    h = monitored(wait=False, markets="BTC_USDT", channels="depth",
+                  sim_config={"ack_failure_channels": ("depth",)})
     h.wait_value("websocket_connect_failures_total", lambda v: (v or 0) >= 3, stage="subscribe")
     assert h.value("websocket_connects_total") == 0
     assert h.value("websocket_connected") == 0

@@ -15,9 +15,14 @@ class Feed:
         self.state = channels.new_state(now=now, **state_options)
         collectors.register(self.registry, self.state, version="test", process=False)
         self.resubscribed: list[str] = []  # channels the apply functions asked to renew
+        self.resync_markets: list[str | None] = []  # ... and the market whose data broke
         self.replies: list[protocol.Response] = []
         self.frames = FrameHandler(self.state, on_reply=self.replies.append,
-                                   on_resync=self.resubscribed.append, clock=lambda: now)
+                                   on_resync=self._resync, clock=lambda: now)
+
+    def _resync(self, channel: str, market: str | None) -> None:
+        self.resubscribed.append(channel)
+        self.resync_markets.append(market)
 
     def handle(self, frame: bytes | str) -> protocol.Response | None:
         """Handle one frame; the reply it carried, if any."""

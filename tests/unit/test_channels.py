@@ -110,7 +110,8 @@ class Exporter:
                             process=False)
         self.resyncs: list[str] = []
         self.frames = FrameHandler(self.state, on_reply=lambda reply: None,
-                                   on_resync=self.resyncs.append, table=TABLE, clock=lambda: NOW)
+                                   on_resync=lambda channel, market: self.resyncs.append(channel),
+                                   table=TABLE, clock=lambda: NOW)
 
     def send(self, method: str, data: dict) -> None:
         self.frames.handle(orjson.dumps({"id": 0, "method": method, "data": data, "error": None}))

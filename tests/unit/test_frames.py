@@ -7,6 +7,9 @@ import pytest
 from prometheus_client import generate_latest
 
 from exporter import protocol
+from exporter.frames import FrameHandler
+from exporter.logs import Redactor
+from exporter.samples import FrameSamples
 from exporter.state import account, market
 from exporter.state import link as records
 
@@ -24,9 +27,9 @@ class Feed(feed_module.Feed):
         assert set(self.resubscribed) <= {"depth"}
         return len(self.resubscribed)
 
-    def depth(self, symbol: str, bids, asks, full_reload: bool) -> None:
+    def depth(self, symbol: str, bids, asks, full_reload: bool, scale_index=0) -> None:
         self.send("depth_update", {"symbol": symbol, "timestamp": 1750952911,
-                                   "full_reload": full_reload, "scale_index": 0,
+                                   "full_reload": full_reload, "scale_index": scale_index,
                                    "bids": bids, "asks": asks})
 
 
@@ -96,6 +99,18 @@ def test_crossed_book_is_dropped_and_resynced(feed):
     assert feed.resyncs == 1
     assert feed.value("orderbook_resyncs_total", market="ETH_USDT", reason="crossed") == 1
     assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
+    assert feed.resync_markets == ["ETH_USDT"]
+
+
+def test_a_broken_book_leaves_the_others_until_the_resubscription(feed):
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["12", "1"]], asks=[], full_reload=False)  # crossed
+    assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
+    feed.depth("BTC_USDT", bids=[["99.5", "1"]], asks=[], full_reload=False)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99.5
+    market.depth_resubscribing(feed.state)  # the session unsubscribes depth: all reload
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") is None
 
 
 def test_malformed_level_is_counted_and_resyncs(feed):
@@ -208,7 +223,39 @@ def test_replies_are_returned_to_the_session_with_either_id_type(feed):
     rejected = feed.handle(
         b'{"id": 3, "method": "trade_subscribe", "data": null, '
         b'"error": {"message": "already subscribed", "code": 2}}')
-    assert rejected == protocol.Response(3, "trade_subscribe", False, "already subscribed", 2)
+    assert rejected == protocol.Response(3, "trade_subscribe", False,
+                                         "already subscribed (code 2)", 2)
+
+
+@pytest.mark.parametrize(("frame", "why"), [
+    (b'{"id": 7, "data": {"status": "failure"}, "error": null}', 'status "failure"'),
+    (b'{"id": 7, "method": "trade_subscribe", "data": {"status": "failure", '
+     b'"message": "market closed"}, "error": null}', 'status "failure": market closed'),
+    (b'{"id": 7, "method": "trade_subscribe", "data": {}, "error": null}',
+     "reply without a status"),
+    (b'{"id": 7, "method": "trade_subscribe", "data": null, "error": null}',
+     "reply without data"),
+])
+def test_an_ack_without_error_but_not_status_success_is_a_rejection(feed, frame, why):
+    response = feed.handle(frame)
+    assert response.ok is False
+    assert response.error == why
+    assert feed.value("websocket_message_errors_total", reason="bad_field") == 0
+
+
+@pytest.mark.parametrize("subscribed", [0, 2])
+def test_depth_of_another_scale_is_counted_and_never_touches_the_book(subscribed):
+    feed = Feed(depth_scale=subscribed)
+    other = 1
+    feed.depth("BTC_USDT", [["100", "1"]], [["101", "1"]], True, scale_index=subscribed)
+    feed.depth("BTC_USDT", [["90", "5"]], [["95", "5"]], True, scale_index=other)
+    feed.depth("BTC_USDT", [["101.5", "1"]], [], False, scale_index=other)  # would cross
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 100
+    assert feed.value("orderbook_best_ask_price", market="BTC_USDT") == 101
+    assert feed.value("websocket_message_errors_total", reason="unsubscribed_scale") == 2
+    assert feed.resyncs == 0
+    feed.depth("BTC_USDT", [["100.5", "1"]], [], False, scale_index=None)  # no scale: ours
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 100.5
 
 
 def test_configured_markets_bound_labels():
@@ -252,3 +299,30 @@ def test_an_unexpected_handler_error_costs_one_frame_not_the_reader(feed, monkey
     assert feed.value("websocket_message_errors_total", reason="internal_error") == 3
     feed.send("lastprice_update", {"symbol": "BTC_USDT", "timestamp": 1, "price": "7"})
     assert feed.value("last_price", market="BTC_USDT") == 7
+
+
+def test_frames_not_understood_are_sampled_first_five_then_one_per_ten_minutes(caplog):
+    redactor = Redactor()
+    redactor.add("s3cret-key")
+    clock = [0.0]
+    state = Feed().state
+    handler = FrameHandler(state, on_reply=lambda r: None, on_resync=lambda c, m: None,
+                           samples=FrameSamples(redactor, clock=lambda: clock[0]))
+    caplog.set_level("WARNING", logger="exporter.frames")
+
+    def lines():
+        return [r.getMessage() for r in caplog.records
+                if r.getMessage().startswith("frame not understood, reason invalid_json")]
+
+    for _ in range(7):
+        handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 5
+    clock[0] += 599.0
+    handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 5
+    clock[0] += 1.0
+    handler.handle(b'{"key": "s3cret-key"')
+    assert len(lines()) == 6
+    assert "3 more since the last sample" in lines()[-1]
+    assert all("s3cret-key" not in line and "<redacted>" in line for line in lines())
+    assert state.link.errors["invalid_json"].value == 9

@@ -34,9 +34,10 @@ def test_requests_are_byte_for_byte_the_spec_shapes():
     ("subscribe_ack", protocol.Response(7, "trade_subscribe", True, None, None)),
     ("unsubscribe_ack", protocol.Response(0, None, True, None, None)),
     ("deal_subscribe_ack", protocol.Response(0, None, True, None, None)),
-    ("subscribe_error", protocol.Response(7, "trade_subscribe", False, "already subscribed", 2)),
+    ("subscribe_error",
+     protocol.Response(7, "trade_subscribe", False, "already subscribed (code 2)", 2)),
     ("malformed_request_error",
-     protocol.Response(7, "trade_subscribe", False, "invalid message format", 1)),
+     protocol.Response(7, "trade_subscribe", False, "invalid message format (code 1)", 1)),
 ])
 def test_replies(name, expected):
     message = decoded(name)

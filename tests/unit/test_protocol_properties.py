@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from exporter import protocol
 from exporter.state import link as records
+from exporter.state import market as market_records
 
 from . import feed as feed_module
 
@@ -347,7 +348,8 @@ depth_steps = st.one_of(
 
 class ReferenceBooks:
     """The documented behaviour, written out plainly: dicts per side, max/min for the
-    best prices, every book dropped when one cannot be trusted."""
+    best prices, a book dropped when it cannot be trusted, every book dropped when depth
+    is resubscribed (they all reload)."""
 
     def __init__(self) -> None:
         self.books: dict[str, tuple[dict, dict] | None] = dict.fromkeys(MARKETS)
@@ -362,29 +364,30 @@ class ReferenceBooks:
             else:
                 side[float(price)] = float(quantity)
 
-    def resync(self) -> None:
-        self.books = dict.fromkeys(MARKETS)
+    def resync(self, market: str) -> None:
+        self.books[market] = None
         self.pending = True
         self.resyncs += 1
 
     def step(self, kind: str, market: str, bids, asks) -> None:
         if kind == "resubscribed":
+            self.books = dict.fromkeys(MARKETS)
             self.pending = False
         elif kind == "invalid" and self.books[market] is not None:
-            self.resync()  # a loaded book is never left half-updated by a bad level
+            self.resync(market)  # a loaded book is never left half-updated by a bad level
         elif kind == "reload":
             self.books[market] = ({}, {})
             self.write(self.books[market][0], bids)
             self.write(self.books[market][1], asks)
         elif self.books[market] is None:
             if not self.pending:
-                self.resync()
+                self.resync(market)
         else:
             self.write(self.books[market][0], bids)
             self.write(self.books[market][1], asks)
         book = self.books.get(market)
         if book and book[0] and book[1] and max(book[0]) >= min(book[1]):
-            self.resync()
+            self.resync(market)
 
     def best(self, market: str) -> tuple[float | None, float | None]:
         book = self.books[market]
@@ -404,7 +407,8 @@ def depth_frame(market: str, full_reload: bool, bids, asks) -> dict:
 def test_depth_sequences_never_expose_a_crossed_book_and_match_a_reference(steps):
     feed, reference = Feed(), ReferenceBooks()
     for kind, market, bids, asks in steps:
-        if kind == "resubscribed":
+        if kind == "resubscribed":  # what the session does around its resubscription
+            market_records.depth_resubscribing(feed.state)
             records.resubscribed(feed.state.link, "depth")
         elif kind == "invalid":
             feed.send("depth_update", depth_frame(market, False, [], [])

@@ -59,3 +59,31 @@ def test_closing_fails_every_waiting_request(replies):
     matcher.fail_all(ConnectionError("connection closed"))
     with pytest.raises(ConnectionError):
         waiting.get(block=False)
+
+
+@pytest.mark.parametrize("pong_id", [0, None, 77])
+def test_a_pong_with_id_0_missing_or_unknown_answers_the_oldest_ping(replies, pong_id):
+    matcher, (clock, rtts, unexpected) = replies
+    matcher.ping_sent(5)
+    clock.now += 1.0
+    matcher.ping_sent(6)
+    clock.now += 0.5
+    matcher.match(ok(pong_id, "pong"))
+    assert rtts == [1.5]  # the ping sent first
+    assert matcher.oldest_ping_age() == 0.5
+    matcher.match(ok(pong_id, "pong"))
+    assert rtts == [1.5, 0.5]
+    assert matcher.oldest_ping_age() is None
+    matcher.match(ok(pong_id, "pong"))  # nothing waits: ignored, not an error
+    assert rtts == [1.5, 0.5] and unexpected == []
+
+
+def test_a_pong_with_a_known_id_answers_that_ping(replies):
+    matcher, (clock, rtts, _) = replies
+    matcher.ping_sent(5)
+    clock.now += 1.0
+    matcher.ping_sent(6)
+    clock.now += 0.5
+    matcher.match(ok(6, "pong"))
+    assert rtts == [0.5]
+    assert matcher.oldest_ping_age() == 1.5

@@ -4,7 +4,7 @@ that is bounded, redacted and escaped so it round-trips to the bytes the exchang
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from exporter.logs import REDACTED, Redactor
@@ -191,6 +191,8 @@ def test_unescape_refuses_what_escape_never_writes():
 @given(st.binary(max_size=700) | st.text(max_size=300).map(
     lambda text: text.encode("utf-8", "surrogatepass")))
 def test_any_frame_round_trips_and_stays_bounded(frame):
+    text = frame.decode("utf-8", "surrogateescape")
+    assume(redactor().redact(text) == text)  # e.g. b"TOKEN=0": redacted, not round-tripped
     sample, cut = render(frame, redactor(), max_bytes=10_000)
     assert not cut
     assert sample.isprintable()

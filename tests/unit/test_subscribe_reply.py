@@ -75,11 +75,12 @@ def test_a_long_message_is_cut():
     assert text == "x" * MAX_REPLY_TEXT + "... (code 2)"
 
 
-def test_parse_response_is_unchanged_by_the_stricter_rule():
-    """parse_response still calls this reply ok; the subscription check is the new function."""
+def test_parse_response_applies_the_stricter_rule():
+    """parse_response decides Response.ok with subscribe_failure (issue 13, item 3)."""
     reply = {"id": 7, "method": "trade_subscribe", "data": {"status": "failure"}, "error": None}
-    assert protocol.parse_response(reply).ok
-    assert subscribe_failure(reply) == 'status "failure"'
+    response = protocol.parse_response(reply)
+    assert not response.ok
+    assert response.error == subscribe_failure(reply) == 'status "failure"'
 
 
 JSON = st.recursive(
