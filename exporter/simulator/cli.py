@@ -196,9 +196,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     control.add_argument("--count", type=int, help="number of failing calls for fail_token")
     control.add_argument(
-        "--status", type=int, help="HTTP status for fail_token / refuse_connections"
+        "--status", type=int, help="HTTP status for fail_token / refuse_connections / fail_scales"
     )
-    control.add_argument("--market", help="market for partial_depth_before_reload / crossed_book")
+    control.add_argument(
+        "--market",
+        help="market for partial_depth_before_reload / crossed_book; markets (a comma list) "
+        "for fail_scales",
+    )
+    control.add_argument(
+        "--channels", help="fail_acks: channels (a comma list; empty: none) whose subscribes fail"
+    )
     control.add_argument(
         "--kind", choices=Faults.GARBAGE_KINDS, help="garbage kind for send_garbage"
     )

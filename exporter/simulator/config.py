@@ -83,7 +83,7 @@ class SimulatorConfig:
         if self.max_buffer_bytes < 1024 * 1024:
             raise ValueError("max_buffer_bytes must be at least 1 MiB")
         self.depth_scales = _validated_scales(self.depth_scales)
-        self.ack_failure_channels = _validated_channels(self.ack_failure_channels)
+        self.ack_failure_channels = validated_channels(self.ack_failure_channels)
         if self.repeat_subscription not in REPEAT_SUBSCRIPTION_MODES:
             raise ValueError(
                 f"repeat_subscription must be one of {', '.join(REPEAT_SUBSCRIPTION_MODES)}, "
@@ -123,7 +123,8 @@ def _validated_scales(scales: Sequence[int]) -> tuple[int, ...]:
     return indices
 
 
-def _validated_channels(channels: Sequence[str]) -> tuple[str, ...]:
+def validated_channels(channels: str | Sequence[str]) -> tuple[str, ...]:
+    """The channel names of a subscribe-failure switch; ValueError names an unknown one."""
     names = (channels,) if isinstance(channels, str) else tuple(channels)
     for name in names:
         if name not in CHANNELS:

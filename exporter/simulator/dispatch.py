@@ -75,20 +75,23 @@ def _queue_depth(conn: WsConnection, data: dict) -> None:
 
 class Dispatcher:
     """Answers requests. ``on_subscribed(conn)`` runs after every successful
-    subscribe; ``send_reloads`` (None: the feed sends books itself) after a depth one."""
+    subscribe; ``send_reloads`` (None: the feed sends books itself) after a depth one;
+    ``acks_fail(channel)`` says whether to answer a subscribe with status "failure"."""
 
     def __init__(
         self,
         catalog: Catalog,
         stats: Stats,
         config: SimulatorConfig,
+        *,
         on_subscribed: Callable[[WsConnection], None],
         send_reloads: SendReloads | None,
+        acks_fail: Callable[[str], bool],
     ) -> None:
         self._catalog = catalog
         self._stats = stats
         self._depth_scales = tuple(config.depth_scales)
-        self._failing_channels = frozenset(config.ack_failure_channels)
+        self._acks_fail = acks_fail
         self._pong_id_zero = config.pong_id_zero
         self._replace_repeated = config.repeat_subscription == "replace"
         self._on_subscribed = on_subscribed
@@ -188,7 +191,7 @@ class Dispatcher:
             raise RequestError(ERROR_FORMAT, "invalid message format: params must not be empty")
         keys = self._keys(channel, params)
         ack_method = None if method in ACK_WITHOUT_METHOD else method
-        failing = channel in self._failing_channels
+        failing = self._acks_fail(channel)
         ack = response_payload(request_id, ack_method, FAILURE if failing else SUCCESS)
         if failing:
             stats.ack_failures_sent[channel] += 1

@@ -158,26 +158,28 @@ def test_an_existing_depth_scale_is_checked_and_subscribed(make_harness):
 
 
 def test_scale_lists_that_could_not_be_fetched_are_fetched_again_at_the_next_connect(
-        make_harness, monkeypatch):
+        make_harness):
     h = make_harness(wait=False, markets="BTC_USDT", channels="depth", depth_scale=1)
+    # set before the exporter's greenlets first run: the scale list fails from the start
+    h.sim.fail_scale_lists(["BTC_USDT"], status=404)
     h.wait_connected()
-    assert h.value("api_requests_total", endpoint="scales", code="200") == 1
-    # a failure is not cached: make the exporter forget, then fail the fetch once
-    h.exporter.depth_scales._fetched.clear()
-    scales = h.sim.catalog.scales
-    monkeypatch.setattr(h.sim.catalog, "scales", lambda symbol: None)  # 404: unknown
-    h.sim.faults.drop_connections()
-    h.wait_connected(connects=2)
+    assert h.value("api_requests_total", endpoint="scales", code="200") is None
     assert h.value("api_requests_total", endpoint="scales", code="404") == 1
     assert h.value("websocket_subscriptions", channel="depth") == 1  # subscribed unchecked
     assert len(_lines(h, "cannot check the depth scales of BTC_USDT")) == 1
-    monkeypatch.setattr(h.sim.catalog, "scales", scales)
+    h.sim.faults.drop_connections()
+    h.wait_connected(connects=2)
+    # a failure is not cached: fetched again, failing again
+    assert h.value("api_requests_total", endpoint="scales", code="404") == 2
+    h.sim.restore_scale_lists()
     h.sim.faults.drop_connections()
     h.wait_connected(connects=3)
-    assert h.value("api_requests_total", endpoint="scales", code="200") == 2
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 1
+    assert h.value("orderbook_scale_missing", market="BTC_USDT") == 0
     h.sim.faults.drop_connections()
     h.wait_connected(connects=4)
-    assert h.value("api_requests_total", endpoint="scales", code="200") == 2  # cached
+    assert h.value("api_requests_total", endpoint="scales", code="200") == 1  # cached
+    assert h.value("api_requests_total", endpoint="scales", code="404") == 2
 
 
 @pytest.mark.parametrize("repeat", ["reject", "replace"])
@@ -207,15 +209,13 @@ def test_the_order_book_resync_works_whether_a_repeated_subscription_is_rejected
 def test_a_resync_acknowledged_with_status_failure_reconnects(make_harness):
     h = make_harness(markets="BTC_USDT", channels="depth,lastprice")
     wait_for(lambda: h.value("orderbook_best_bid_price", market="BTC_USDT"), what="a book")
-    dispatcher = h.sim.dispatcher
     # from now on the exchange answers depth_subscribe with data.status "failure"
-    # (the simulator's switch, set on the running simulator)
-    dispatcher._failing_channels = frozenset({"depth"})
+    h.sim.set_ack_failure(["depth"])
     h.sim.faults.crossed_book("BTC_USDT")
     h.wait_value("websocket_disconnects_total", 1.0, reason="resync_failed")
     assert _lines(h, 'order book resync failed (resync failed: depth_subscribe rejected: '
                      'status "failure")')
-    dispatcher._failing_channels = frozenset()
+    h.sim.set_ack_failure(())
     h.wait_connected(connects=2)
     if h.value("websocket_subscriptions", channel="depth") == 0:  # reconnected before the reset
         assert h.value("websocket_subscribe_failures_total", channel="depth") == 1
