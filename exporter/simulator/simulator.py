@@ -83,7 +83,13 @@ class Simulator:
             self.feed = ReplayFeed(self.recording, config.replay_speed, self.hub, self.stats)
         else:
             self.feed = Generator(world, self.hub, self.clock, config.rate)
-            reloads = BookReloads(books, self.faults.take_partial_before_reload, self.clock.now)
+            reloads = BookReloads(
+                books,
+                self.faults.take_partial_before_reload,
+                self.clock.now,
+                stats=self.stats,
+                late_book=config.late_book,
+            )
         self.dispatcher = Dispatcher(
             catalog,
             self.stats,
