@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,9 +15,32 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gevent
+import pytest
 import requests
 
+OPENSSL = shutil.which("openssl")
+
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("CRYPTOMUS_")}
+
+
+def make_self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
+    """A fresh self-signed certificate for localhost and 127.0.0.1, usable as its own CA:
+    (``<name>.crt``, ``<name>.key``) in ``directory``, PEM, subject ``CN=<name>``. Made
+    with the openssl command: the test is skipped without it, except in CI (a failure
+    there: ``.ci/run`` installs it)."""
+    if OPENSSL is None:
+        if os.environ.get("CI"):
+            pytest.fail("the openssl command is required in CI: apt-get install -y openssl")
+        pytest.skip("the openssl command is needed to make a test certificate; in CI this fails")
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", f"/CN={name}",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    return cert, key
 
 
 def free_port() -> int:

@@ -160,6 +160,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a second subscribe to a channel on one connection: reject it with error code 2 "
         "(default), or replace the old subscription (success ack; depth books reload)",
     )
+    switches.add_argument(
+        "--late-book",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="send each book's full reload this long after the depth subscribe's ack, and "
+        "partial depth updates of it meanwhile (default 0: right after the ack)",
+    )
     replay = parser.add_argument_group("replaying a recording")
     replay.add_argument(
         "--replay",
@@ -196,9 +204,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     control.add_argument("--count", type=int, help="number of failing calls for fail_token")
     control.add_argument(
-        "--status", type=int, help="HTTP status for fail_token / refuse_connections"
+        "--status", type=int, help="HTTP status for fail_token / refuse_connections / fail_scales"
     )
-    control.add_argument("--market", help="market for partial_depth_before_reload / crossed_book")
+    control.add_argument(
+        "--market",
+        help="market for partial_depth_before_reload / crossed_book; markets (a comma list) "
+        "for fail_scales",
+    )
+    control.add_argument(
+        "--channels", help="fail_acks: channels (a comma list; empty: none) whose subscribes fail"
+    )
     control.add_argument(
         "--kind", choices=Faults.GARBAGE_KINDS, help="garbage kind for send_garbage"
     )
@@ -226,6 +241,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         ack_failure_channels=args.ack_failure,
         pong_id_zero=args.pong_id_zero,
         repeat_subscription=args.repeat_subscription,
+        late_book=args.late_book,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         replay=args.replay,

@@ -13,6 +13,7 @@ MAX_MARKETS = 1000
 MAX_DEPTH_LEVELS = 200
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{1,12}_[A-Z0-9]{1,12}$")
 REPEAT_SUBSCRIPTION_MODES = ("reject", "replace")
+MAX_LATE_BOOK = 3600.0
 
 
 @dataclass
@@ -38,6 +39,11 @@ class SimulatorConfig:
     - ``repeat_subscription``: a second subscribe to a channel already subscribed on
       the connection is rejected (``"reject"``, error code 2) or replaces the old
       subscription (``"replace"``: success ack, and for depth every book reloads).
+    - ``late_book``: seconds between a depth subscribe's ack and the full reload of each
+      book it covers (0: right after the ack). Meanwhile a partial update of each such
+      book is sent every 0.2 s (``dispatch.LATE_BOOK_PARTIAL_INTERVAL``), as an exchange
+      whose full book comes late would; a new depth subscribe on the connection starts
+      the wait again.
     - ``tls_cert`` / ``tls_key``: PEM files; when set, REST and the WebSocket are
       served over TLS (``https://``, ``wss://``) on the same port.
     - ``replay``: a recording (see ``exporter.recording``) served to each WebSocket
@@ -63,6 +69,7 @@ class SimulatorConfig:
     ack_failure_channels: Sequence[str] = ()
     pong_id_zero: bool = False
     repeat_subscription: str = "reject"
+    late_book: float = 0.0
     tls_cert: str | None = None
     tls_key: str | None = None
     replay: str | None = None
@@ -83,12 +90,16 @@ class SimulatorConfig:
         if self.max_buffer_bytes < 1024 * 1024:
             raise ValueError("max_buffer_bytes must be at least 1 MiB")
         self.depth_scales = _validated_scales(self.depth_scales)
-        self.ack_failure_channels = _validated_channels(self.ack_failure_channels)
+        self.ack_failure_channels = validated_channels(self.ack_failure_channels)
         if self.repeat_subscription not in REPEAT_SUBSCRIPTION_MODES:
             raise ValueError(
                 f"repeat_subscription must be one of {', '.join(REPEAT_SUBSCRIPTION_MODES)}, "
                 f"got {self.repeat_subscription!r}"
             )
+        if not 0 <= self.late_book <= MAX_LATE_BOOK:
+            raise ValueError(f"late_book must be 0..{MAX_LATE_BOOK} seconds, got {self.late_book}")
+        if self.late_book and self.replay:
+            raise ValueError("late_book does not apply to a replay (the recording has the books)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key must be given together")
         if self.replay_speed < 0:
@@ -123,7 +134,8 @@ def _validated_scales(scales: Sequence[int]) -> tuple[int, ...]:
     return indices
 
 
-def _validated_channels(channels: Sequence[str]) -> tuple[str, ...]:
+def validated_channels(channels: str | Sequence[str]) -> tuple[str, ...]:
+    """The channel names of a subscribe-failure switch; ValueError names an unknown one."""
     names = (channels,) if isinstance(channels, str) else tuple(channels)
     for name in names:
         if name not in CHANNELS:

@@ -28,6 +28,9 @@ FAULT_PARAMS: dict[str, dict[str, type]] = {
     "refuse_connections": {"seconds": float, "mode": str, "status": int},
     "partial_depth_before_reload": {"market": str},
     "crossed_book": {"market": str},
+    "fail_scales": {"market": str, "status": int},
+    "restore_scales": {},
+    "fail_acks": {"channels": str},
     "clear": {},
 }
 

@@ -9,7 +9,10 @@ and the deal_subscribe ack, omit ``method``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+
+import gevent
 
 from .catalog import Catalog
 from .config import SimulatorConfig
@@ -34,6 +37,9 @@ from .wire import (
 # Acks shown without "method" in the protocol document.
 ACK_WITHOUT_METHOD = frozenset({"deal_subscribe"})
 
+# With late_book: seconds between the partial updates sent before a late full reload.
+LATE_BOOK_PARTIAL_INTERVAL = 0.2
+
 # Sends the first full book of each (symbol, scale_index) just subscribed.
 SendReloads = Callable[[WsConnection, list], None]
 
@@ -47,48 +53,89 @@ class RequestError(Exception):
 
 class BookReloads:
     """Full reload of every newly subscribed book, after the ack; a pending
-    ``partial_depth_before_reload`` fault sends a partial update first."""
+    ``partial_depth_before_reload`` fault sends a partial update first. With
+    ``late_book`` seconds the reloads come that late, partial updates before them
+    (see ``SimulatorConfig.late_book``)."""
 
     def __init__(
         self,
         markets: Mapping[str, Market],
         take_partial_before_reload: Callable[[str], bool],
         now: Callable[[], int],
+        *,
+        stats: Stats,
+        late_book: float = 0.0,
     ) -> None:
         self._markets = markets
         self._take_partial_before_reload = take_partial_before_reload
         self._now = now
+        self._stats = stats
+        self._late_book = late_book
+        self._late: dict[WsConnection, gevent.Greenlet] = {}  # reloads still to come
 
     def __call__(self, conn: WsConnection, streams: list) -> None:
         timestamp = self._now()
         for symbol, index in streams:
+            self._markets[symbol].activate_scale(index)
+        if self._late_book > 0:
+            waiting = self._late.pop(conn, None)
+            if waiting is not None:  # a new subscription: its books come late again
+                waiting.kill(block=False)
+            self._late[conn] = gevent.spawn(self._reload_late, conn, streams)
+            return
+        for symbol, index in streams:
             market = self._markets[symbol]
-            market.activate_scale(index)
             if self._take_partial_before_reload(symbol):
                 _queue_depth(conn, market.touch_update(index, timestamp))
             _queue_depth(conn, market.full_reload(index, timestamp))
 
+    def _reload_late(self, conn: WsConnection, streams: list) -> None:
+        stats = self._stats
+        try:
+            reload_at = time.monotonic() + self._late_book
+            while not conn.closing:
+                for symbol, index in streams:
+                    if conn.wants("depth", (symbol, index)):
+                        market = self._markets[symbol]
+                        if _queue_depth(conn, market.touch_update(index, self._now())):
+                            stats.late_book_partials[symbol] += 1
+                remaining = reload_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                gevent.sleep(min(LATE_BOOK_PARTIAL_INTERVAL, remaining))
+            for symbol, index in streams:
+                if conn.wants("depth", (symbol, index)):
+                    market = self._markets[symbol]
+                    if _queue_depth(conn, market.full_reload(index, self._now())):
+                        stats.late_book_reloads[symbol] += 1
+        finally:
+            if self._late.get(conn) is gevent.getcurrent():
+                del self._late[conn]
 
-def _queue_depth(conn: WsConnection, data: dict) -> None:
-    conn.queue(text_frame(event_payload("depth", data)), (DEPTH_UPDATE, None))
+
+def _queue_depth(conn: WsConnection, data: dict) -> bool:
+    return conn.queue(text_frame(event_payload("depth", data)), (DEPTH_UPDATE, None))
 
 
 class Dispatcher:
     """Answers requests. ``on_subscribed(conn)`` runs after every successful
-    subscribe; ``send_reloads`` (None: the feed sends books itself) after a depth one."""
+    subscribe; ``send_reloads`` (None: the feed sends books itself) after a depth one;
+    ``acks_fail(channel)`` says whether to answer a subscribe with status "failure"."""
 
     def __init__(
         self,
         catalog: Catalog,
         stats: Stats,
         config: SimulatorConfig,
+        *,
         on_subscribed: Callable[[WsConnection], None],
         send_reloads: SendReloads | None,
+        acks_fail: Callable[[str], bool],
     ) -> None:
         self._catalog = catalog
         self._stats = stats
         self._depth_scales = tuple(config.depth_scales)
-        self._failing_channels = frozenset(config.ack_failure_channels)
+        self._acks_fail = acks_fail
         self._pong_id_zero = config.pong_id_zero
         self._replace_repeated = config.repeat_subscription == "replace"
         self._on_subscribed = on_subscribed
@@ -188,7 +235,7 @@ class Dispatcher:
             raise RequestError(ERROR_FORMAT, "invalid message format: params must not be empty")
         keys = self._keys(channel, params)
         ack_method = None if method in ACK_WITHOUT_METHOD else method
-        failing = channel in self._failing_channels
+        failing = self._acks_fail(channel)
         ack = response_payload(request_id, ack_method, FAILURE if failing else SUCCESS)
         if failing:
             stats.ack_failures_sent[channel] += 1

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import orjson
 
+from .config import validated_channels
 from .market import SCALE_COUNT, Market
 from .stats import Stats
 from .wire import DEPTH_UPDATE, event_payload, text_frame
@@ -61,7 +62,13 @@ class Faults:
     GARBAGE_KINDS = tuple(_garbage_frames())
 
     def __init__(
-        self, hub: Hub, stats: Stats, markets: Mapping[str, Market], now: Callable[[], int]
+        self,
+        hub: Hub,
+        stats: Stats,
+        markets: Mapping[str, Market],
+        now: Callable[[], int],
+        *,
+        ack_failure_channels: Iterable[str] = (),
     ) -> None:
         self._hub = hub
         self._stats = stats
@@ -74,6 +81,8 @@ class Faults:
         self.refuse_mode = "status"
         self.refuse_status = 503
         self._partial_before_reload: dict[str, None] = {}
+        self.ack_failure_channels = frozenset(ack_failure_channels)
+        self._failing_scale_lists: dict[str, int] = {}  # market -> HTTP status
 
     # --- state read by the server -------------------------------------------------
 
@@ -94,6 +103,13 @@ class Faults:
             return None
         self.token_failures_left -= 1
         return self.token_failure_status
+
+    def acks_fail(self, channel: str) -> bool:
+        return channel in self.ack_failure_channels
+
+    def scale_list_failure(self, market: str) -> int | None:
+        """The HTTP status ``market``'s scale list must fail with, if any."""
+        return self._failing_scale_lists.get(market)
 
     def take_partial_before_reload(self, market: str) -> bool:
         if market not in self._partial_before_reload:
@@ -150,6 +166,30 @@ class Faults:
         self._market(market)
         self._partial_before_reload[market] = None
 
+    def fail_acks(self, channels: str | Iterable[str]) -> None:
+        """From now on answer subscribes to these channels (a comma list; empty: none)
+        with ``data.status`` "failure" and ``error`` null, subscribing nothing."""
+        names = channels.split(",") if isinstance(channels, str) else channels
+        self.ack_failure_channels = frozenset(
+            validated_channels([name.strip() for name in names if name.strip()])
+        )
+
+    def fail_scales(self, market: str, status: int = 404) -> None:
+        """From now on the depth scale list (``/api/v2/symbol-scales``) of these markets
+        (a comma list) answers ``status`` (404: as for an unknown market), until
+        ``clear``."""
+        if not 400 <= status <= 599:
+            raise ValueError("status must be 400..599")
+        symbols = [symbol.strip() for symbol in market.split(",") if symbol.strip()]
+        if not symbols:
+            raise ValueError("market must name at least one market")
+        for symbol in symbols:
+            self._failing_scale_lists[symbol] = status
+
+    def restore_scales(self) -> None:
+        """Serve every market's scale list again."""
+        self._failing_scale_lists.clear()
+
     def crossed_book(self, market: str) -> int:
         """Send every depth subscriber of ``market`` a partial update that puts a
         bid at the best ask (the simulator's own book stays sound, so a resync
@@ -166,10 +206,13 @@ class Faults:
         return sent
 
     def clear(self) -> None:
-        """Cancel every pending or running fault."""
+        """Cancel every pending or running fault (failing acks included, also those
+        the configuration asked for)."""
         self.silent_until = self.refuse_until = 0.0
         self.token_failures_left = 0
         self._partial_before_reload.clear()
+        self._failing_scale_lists.clear()
+        self.ack_failure_channels = frozenset()
 
     def _market(self, symbol: str) -> Market:
         market = self._markets.get(symbol)

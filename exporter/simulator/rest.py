@@ -151,6 +151,11 @@ class ExchangeRest:
             return json_reply(
                 400, {"status": "error", "message": "symbol is required", "data": None}
             )
+        failure = self._faults.scale_list_failure(symbol)
+        if failure is not None:
+            return json_reply(
+                failure, {"status": "error", "message": "scales unavailable", "data": None}
+            )
         scales = self.catalog.scales(symbol)
         if scales is None:
             return json_reply(404, {"status": "error", "message": "symbol not found", "data": None})

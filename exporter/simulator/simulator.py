@@ -70,16 +70,33 @@ class Simulator:
             self.world = world = World(config, self.clock.now())
             catalog, account, books = world.catalog, world.account, world.markets
         self.catalog, self._account, self._books = catalog, account, books
-        self.faults = Faults(self.hub, self.stats, books, self.clock.now)
+        self.faults = Faults(
+            self.hub,
+            self.stats,
+            books,
+            self.clock.now,
+            ack_failure_channels=config.ack_failure_channels,
+        )
         self.feed: Feed
         reloads = None
         if self.recording is not None:
             self.feed = ReplayFeed(self.recording, config.replay_speed, self.hub, self.stats)
         else:
             self.feed = Generator(world, self.hub, self.clock, config.rate)
-            reloads = BookReloads(books, self.faults.take_partial_before_reload, self.clock.now)
+            reloads = BookReloads(
+                books,
+                self.faults.take_partial_before_reload,
+                self.clock.now,
+                stats=self.stats,
+                late_book=config.late_book,
+            )
         self.dispatcher = Dispatcher(
-            catalog, self.stats, config, on_subscribed=self.feed.on_subscribed, send_reloads=reloads
+            catalog,
+            self.stats,
+            config,
+            on_subscribed=self.feed.on_subscribed,
+            send_reloads=reloads,
+            acks_fail=self.faults.acks_fail,
         )
         self.rest = ExchangeRest(
             catalog,
@@ -205,6 +222,21 @@ class Simulator:
 
     def open_connections(self) -> list[WsConnection]:
         return self.hub.open_connections()
+
+    # --- switches of a running simulator (see Faults) -----------------------------------
+
+    def set_ack_failure(self, channels: str | Sequence[str]) -> None:
+        """From now on subscribes to these channels are answered with ``data.status``
+        "failure" (``()``: none); ``config.ack_failure_channels`` is the initial set."""
+        self.faults.fail_acks(channels)
+
+    def fail_scale_lists(self, markets: str | Sequence[str], status: int = 404) -> None:
+        """From now on ``/api/v2/symbol-scales`` answers ``status`` for these markets."""
+        self.faults.fail_scales(markets if isinstance(markets, str) else ",".join(markets), status)
+
+    def restore_scale_lists(self) -> None:
+        """Every market's scale list is served again (the failing acks stay)."""
+        self.faults.restore_scales()
 
     # --- sending and pacing (see Hub and Generator) -------------------------------------
 

@@ -109,6 +109,10 @@ class Stats:
         self.duplicate_subscribes = 0  # a subscribe to a channel already subscribed
         self.subscriptions_replaced = 0  # ... that replaced the old one (repeat_subscription)
         self.ack_failures_sent: Counter[str] = Counter()  # by channel (ack_failure_channels)
+        # late_book: partial depth updates queued before a book's full reload, and the
+        # late full reloads themselves, by market
+        self.late_book_partials: Counter[str] = Counter()
+        self.late_book_reloads: Counter[str] = Counter()
         self.requests_by_method: Counter[str] = Counter()
         self.subscribe_requests: Counter[str] = Counter()
         self.unsubscribe_requests: Counter[str] = Counter()

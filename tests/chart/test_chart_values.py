@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +30,7 @@ from tests.chart.chartlib import (
     merged,
     render,
 )
+from tests.support import make_self_signed
 
 SCHEMA = CHART_DIR / "values.schema.json"
 VALUES = CHART_DIR / "values.yaml"
@@ -254,22 +254,11 @@ def test_settings_accept_the_rendered_environment_and_flags(
             1.5, 1.5, 3)
 
 
-def _self_signed_certificate(directory: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-keyout", str(directory / "tls.key"),
-         "-out", str(directory / "tls.crt")],
-        check=True, capture_output=True, timeout=60)
-
-
 def _mounted_web_config(docs: list[dict[str, Any]], tmp_path: Path) -> Path:
     """The rendered web config Secret and TLS Secret as files, paths moved under tmp_path."""
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
-    _self_signed_certificate(tls_dir)
+    make_self_signed(tls_dir, "tls")  # tls.crt, tls.key as the Secret mounts them
     secret = next(doc for doc in docs if doc["metadata"]["name"] == f"{FULLNAME}-web-config")
     text = decoded_secret_data(secret)["web-config.yml"]
     web_config = tmp_path / "web-config.yml"

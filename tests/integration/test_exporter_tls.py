@@ -7,14 +7,12 @@ wherever a record ends."""
 from __future__ import annotations
 
 from exporter.protocol import ERROR_REASONS
-from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
 LEVELS = 200  # the simulator's largest books
 
 
-@needs_openssl
-def test_the_exporter_reads_the_feed_over_tls(make_harness, tmp_path, monkeypatch):
-    cert, key = make_self_signed(tmp_path)
+def test_the_exporter_reads_the_feed_over_tls(make_harness, tmp_path, tls_files, monkeypatch):
+    cert, key = tls_files
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))  # the token and market list
     monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(cert))  # the stream
     h = make_harness(sim_config={"tls_cert": str(cert), "tls_key": str(key),

@@ -28,7 +28,7 @@ from exporter.httpapp import make_app
 from exporter.httpguard import TIMED_OUT, HttpLimits
 from exporter.settings import ConfigError, Settings, load_settings
 from exporter.webconfig import load_web_config
-from tests.unit.test_webconfig import make_self_signed, needs_openssl
+from tests.support import make_self_signed
 
 TIMEOUT = 10  # seconds, for every client call: a hung server fails the test instead of hanging it
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
@@ -343,9 +343,8 @@ def write_tls_config(directory: Path, extra: str = "") -> str:
     return str(path)
 
 
-@needs_openssl
-def test_metrics_over_tls(tmp_path, registry, health):
-    cert, _ = make_self_signed(tmp_path)
+def test_metrics_over_tls(tmp_path, tls_files, registry, health):
+    cert, _ = tls_files
     config = load_web_config(write_tls_config(tmp_path))
     with serving(make_app(registry, health, config, version="1.2.3"), config) as url:
         assert url.startswith("https://")
@@ -359,9 +358,8 @@ def test_metrics_over_tls(tmp_path, registry, health):
         assert requests.get(f"{url}/healthz", verify=str(cert), timeout=TIMEOUT).text == "ok\n"
 
 
-@needs_openssl
-def test_tls_with_required_client_certificates(tmp_path, registry, health):
-    cert, _ = make_self_signed(tmp_path)
+def test_tls_with_required_client_certificates(tmp_path, tls_files, registry, health):
+    cert, _ = tls_files
     client_cert, client_key = make_self_signed(tmp_path, "client")
     stranger_cert, stranger_key = make_self_signed(tmp_path, "stranger")
     config = load_web_config(
@@ -383,9 +381,8 @@ def test_tls_with_required_client_certificates(tmp_path, registry, health):
                 requests.get(f"{url}/metrics", verify=str(cert), cert=client, timeout=TIMEOUT)
 
 
-@needs_openssl
-def test_rotated_certificates_are_used_for_new_connections(tmp_path, registry, health):
-    old_cert, _ = make_self_signed(tmp_path)
+def test_rotated_certificates_are_used_for_new_connections(tmp_path, tls_files, registry, health):
+    old_cert, _ = tls_files
     kept = tmp_path / "old.crt"
     kept.write_bytes(old_cert.read_bytes())
     config = load_web_config(write_tls_config(tmp_path))
@@ -406,9 +403,8 @@ def test_rotated_certificates_are_used_for_new_connections(tmp_path, registry, h
             requests.get(f"{url}/healthz", verify=str(kept), timeout=TIMEOUT)
 
 
-@needs_openssl
-def test_a_broken_rotation_keeps_the_previous_certificate(tmp_path, registry, health):
-    cert, _ = make_self_signed(tmp_path)
+def test_a_broken_rotation_keeps_the_previous_certificate(tmp_path, tls_files, registry, health):
+    cert, _ = tls_files
     kept = tmp_path / "old.crt"
     kept.write_bytes(cert.read_bytes())
     config = load_web_config(write_tls_config(tmp_path))
@@ -619,10 +615,8 @@ def test_silent_connections_make_room_for_a_scrape(registry, health):
     assert guard.events == {("evicted", "headers"): 1}
 
 
-@needs_openssl
 def test_a_tls_handshake_that_never_completes_is_closed_at_the_header_deadline(
-        tmp_path, registry, health):
-    make_self_signed(tmp_path)
+        tmp_path, tls_files, registry, health):
     config = load_web_config(write_tls_config(tmp_path))
     guard = make_guard(HttpLimits(read_header_timeout=0.3))
     with serving(make_app(registry, health, config, version="1.2.3"), config, guard) as url, \

@@ -34,7 +34,7 @@ from exporter import wsframes
 from exporter.protocol import TOO_LARGE
 from exporter.wsframes import Close, FrameError
 from exporter.wsreader import FRAMES_PER_TURN, read_messages
-from tests.unit.test_webconfig import make_self_signed, needs_openssl
+from tests.support import make_self_signed
 from tests.unit.test_wsframes import frame
 
 TIMEOUT = 10  # seconds: a stuck reader or server fails the test instead of hanging it
@@ -157,7 +157,6 @@ def busy_script(conn: WSConnection) -> list[bytes]:
 BUSY_MESSAGES = [*SMALL[:20], BIG, b"fragmented", *SMALL[20:], BIG]
 
 
-@needs_openssl
 def test_over_tls_every_message_ping_and_the_close_arrive_pending_data_included(
         serve, certificate):
     server = serve(busy_script, tls=tls_context(certificate))

@@ -30,8 +30,7 @@ from exporter.descriptors import ACCEPT_HEADROOM, EXCHANGE_RESERVE
 from exporter.settings import ALL_CHANNELS
 from exporter.simulator import Simulator, SimulatorConfig
 from tests.reliability.child import FAST_FLAGS, simulator_env
-from tests.support import ExporterProcess, sample_value, wait_for
-from tests.unit.test_webconfig import make_self_signed, needs_openssl
+from tests.support import ExporterProcess, make_self_signed, sample_value, wait_for
 
 LIMITED_EXPORTER = Path(__file__).with_name("limited_exporter.py")
 EXPORTER_OPEN_FILES = 512
@@ -147,7 +146,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return sample_value(text, f"cryptomus_{name}", labels) or 0.0
 
 
-@pytest.mark.parametrize("kind", ["http", pytest.param("tls", marks=needs_openssl)])
+@pytest.mark.parametrize("kind", ["http", "tls"])
 def test_half_open_crowd_cannot_starve_the_exporter(tmp_path, kind):
     api_key = f"KEY-{secrets.token_hex(16)}"
     sim = Simulator(SimulatorConfig(host="127.0.0.1", port=0, seed=5, rate=50.0,

@@ -14,16 +14,14 @@ import requests
 from tests.reliability.child import FAST_FLAGS, simulator_env
 from tests.reliability.test_secrets import RecordingSimulator, assert_no_secrets
 from tests.support import ExporterProcess, sample_value, wait_for
-from tests.unit.test_webconfig import make_self_signed, needs_openssl
 
 USER = "prometheus"
 
 
-@needs_openssl
-def test_metrics_need_basic_auth_over_tls_and_probes_stay_open(tmp_path):
+def test_metrics_need_basic_auth_over_tls_and_probes_stay_open(tmp_path, tls_files):
     password = f"pw-{secrets.token_hex(12)}"
     password_hash = bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
-    cert, _ = make_self_signed(tmp_path)
+    cert, _ = tls_files
     config = tmp_path / "web-config.yml"
     config.write_text("tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n"
                       f"basic_auth_users:\n  {USER}: {password_hash}\n")

@@ -47,8 +47,10 @@ def test_switch_flags_make_the_config(tmp_path) -> None:
     assert (config.tls_cert, config.tls_key) == ("c.pem", "k.pem")
     assert (config.replay, config.replay_speed) == ("s.jsonl", 0.0)
     assert parse("--speed", "2.5").speed == 2.5
+    assert defaults.late_book == 0
+    assert cli.config_from_args(parse("--late-book", "2")).late_book == 2
     for flag, bad in (("--depth-scales", "a"), ("--ack-failure", "candles"), ("--speed", "-1"),
-                      ("--repeat-subscription", "keep")):  # fmt: skip
+                      ("--repeat-subscription", "keep"), ("--late-book", "soon")):  # fmt: skip
         with pytest.raises(SystemExit):
             parse(flag, bad)
     assert cli.run(parse("--listen", "127.0.0.1:0", "--depth-scales", "7")) == 2

@@ -10,6 +10,8 @@ import pytest
 import requests
 import websocket
 
+from exporter.simulator.rest import SCALES_PATH
+
 from .conftest import HTTP_TIMEOUT, TOKEN_PATH, apply_levels, get, get_token
 
 WAIT_STEPS = 100  # bounded polling: WAIT_STEPS x 0.05 s
@@ -190,3 +192,40 @@ def test_control_endpoints_are_loopback_only(start_sim) -> None:
     assert refused.status == 403
     allowed = sim.control.route("POST", "/_sim/faults/drop_connections", {}, b"", "::1")
     assert allowed.status == 200
+
+
+def test_scale_lists_fail_for_chosen_markets_until_restored(start_sim) -> None:
+    sim = start_sim(autogen=False)
+
+    def scales_status(symbol: str) -> int:
+        return get(sim, SCALES_PATH, params={"symbol": symbol}).status_code
+
+    sim.fail_scale_lists(["BTC_USDT"])
+    assert (scales_status("BTC_USDT"), scales_status("ETH_USDT")) == (404, 200)
+    sim.restore_scale_lists()
+    assert scales_status("BTC_USDT") == 200
+    assert control(sim, "faults/fail_scales", market="ETH_USDT,TRX_USDT", status=503).ok
+    assert [scales_status(s) for s in ("BTC_USDT", "ETH_USDT", "TRX_USDT")] == [200, 503, 503]
+    assert control(sim, "faults/restore_scales").ok
+    assert scales_status("ETH_USDT") == 200
+    assert control(sim, "faults/fail_scales", market="ETH_USDT", status=200).status_code == 400
+    assert control(sim, "faults/fail_scales", market="").status_code == 400
+    sim.fail_scale_lists("TRX_USDT")
+    assert control(sim, "faults/clear").ok
+    assert scales_status("TRX_USDT") == 200
+
+
+def test_ack_failure_switched_on_a_running_simulator(start_sim, connect) -> None:
+    sim = start_sim(autogen=False, ack_failure_channels=("trade",))
+    client = connect(sim)
+    assert client.request("trade_subscribe", ["all"])["data"] == {"status": "failure"}
+    sim.set_ack_failure(["ticker"])
+    assert client.request("trade_subscribe", ["all"])["data"] == {"status": "success"}
+    assert client.request("ticker_subscribe", ["all"])["data"] == {"status": "failure"}
+    assert control(sim, "faults/fail_acks", channels="lastprice").ok
+    assert client.request("ticker_subscribe", ["all"])["data"] == {"status": "success"}
+    assert client.request("lastprice_subscribe", ["all"])["data"] == {"status": "failure"}
+    assert control(sim, "faults/fail_acks", channels="candles").status_code == 400
+    sim.set_ack_failure(())
+    assert client.request("lastprice_subscribe", ["all"])["data"] == {"status": "success"}
+    assert sim.stats.ack_failures_sent == {"trade": 1, "ticker": 1, "lastprice": 1}

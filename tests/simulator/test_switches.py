@@ -4,6 +4,7 @@ real loopback sockets and websocket-client, as the exporter would see them."""
 from __future__ import annotations
 
 import itertools
+import time
 from decimal import Decimal
 
 import pytest
@@ -130,6 +131,33 @@ def test_repeated_subscription_is_rejected_by_default(start_sim, connect) -> Non
     assert sim.stats.subscriptions_replaced == 0
 
 
+def _depth_until_full_reload(client) -> list[dict]:
+    """Depth updates up to and including the first full reload."""
+    frames = []
+    while not frames or not frames[-1]["full_reload"]:
+        frames.append(client.events(1, "depth_update")[0]["data"])
+    return frames
+
+
+def test_a_late_book_comes_after_partial_updates_each_time_depth_is_subscribed(
+    start_sim, connect
+) -> None:
+    sim = start_sim(autogen=False, late_book=0.5)
+    client = connect(sim)
+    for _ in range(2):  # a new subscription waits for its book again
+        client.subscribe("depth", ["BTC_USDT:0", "ETH_USDT:0"])
+        started = time.monotonic()
+        frames = _depth_until_full_reload(client)
+        waited = time.monotonic() - started
+        partials = [f for f in frames if not f["full_reload"]]
+        assert {f["symbol"] for f in partials} == {"BTC_USDT", "ETH_USDT"}
+        assert len(partials) >= 4 and waited >= 0.4  # about 0.5 s of partials, every 0.2 s
+        assert client.events(1, "depth_update")[0]["data"]["full_reload"]  # ETH_USDT's
+        assert client.request("depth_unsubscribe", ["all"])["error"] is None
+    assert sim.stats.late_book_reloads == {"BTC_USDT": 2, "ETH_USDT": 2}
+    assert sim.stats.late_book_partials["BTC_USDT"] >= 4
+
+
 @pytest.mark.parametrize(
     "bad",
     [
@@ -140,6 +168,8 @@ def test_repeated_subscription_is_rejected_by_default(start_sim, connect) -> Non
         {"repeat_subscription": "ignore"},
         {"tls_cert": "cert.pem"},
         {"replay_speed": -1},
+        {"late_book": -1},
+        {"late_book": 1, "replay": "session.jsonl"},
     ],
 )
 def test_switch_values_are_validated(bad: dict) -> None:

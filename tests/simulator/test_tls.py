@@ -17,7 +17,7 @@ CLOSE = websocket.ABNF.OPCODE_CLOSE
 
 
 def test_rest_and_websocket_over_tls(start_sim, tls_files) -> None:
-    cert, key = tls_files
+    cert, key = map(str, tls_files)
     sim = start_sim(rate=500.0, tls_cert=cert, tls_key=key)
     assert sim.base_url == f"https://127.0.0.1:{sim.port}"
     assert sim.ws_url == f"wss://127.0.0.1:{sim.port}/ws"
@@ -45,7 +45,7 @@ def test_rest_and_websocket_over_tls(start_sim, tls_files) -> None:
 
 
 def test_tls_files_are_checked_at_construction(tmp_path, tls_files) -> None:
-    cert, key = tls_files
+    cert, key = map(str, tls_files)
     with pytest.raises(ValueError, match="tls_cert/tls_key"):
         Simulator(SimulatorConfig(tls_cert=cert, tls_key=str(tmp_path / "missing.pem")))
     with pytest.raises(ValueError, match="tls_cert/tls_key"):

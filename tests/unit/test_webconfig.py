@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import ssl
 import subprocess
 from pathlib import Path
@@ -12,22 +11,7 @@ import bcrypt
 import pytest
 
 from exporter.webconfig import AUTH_CACHE_SIZE, WebConfig, WebConfigError, load_web_config
-
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="needs the openssl command")
-
-
-def make_self_signed(directory: Path, name: str = "server") -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (usable as its own CA): (cert, key)."""
-    assert OPENSSL is not None
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    subprocess.run(
-        [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", "2", "-subj", f"/CN={name}", "-addext", "subjectAltName=IP:127.0.0.1",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )  # fmt: skip
-    return cert, key
+from tests.support import OPENSSL, make_self_signed
 
 
 def basic(user: str, password: str) -> str:
@@ -77,7 +61,6 @@ def test_an_empty_file_means_no_auth_and_no_tls(tmp_path):
     assert dict(config.headers) == {}
 
 
-@needs_openssl
 def test_a_full_file_resolves_paths_relative_to_itself(tmp_path):
     certs = tmp_path / "certs"
     certs.mkdir()
@@ -124,9 +107,8 @@ basic_auth_users:
     assert config.ssl_context() is not context  # fresh each call, so rotated files are read
 
 
-@needs_openssl
-def test_tls_defaults_follow_exporter_toolkit(tmp_path):
-    cert, key = make_self_signed(tmp_path)
+def test_tls_defaults_follow_exporter_toolkit(tmp_path, tls_files):
+    cert, key = tls_files
     config = load_web_config(
         write_config(tmp_path, f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n")
     )
@@ -241,10 +223,9 @@ TLS_PROBLEMS = {
 }
 
 
-@needs_openssl
 @pytest.mark.parametrize(("extra", "problem"), TLS_PROBLEMS.values(), ids=TLS_PROBLEMS.keys())
-def test_an_invalid_tls_section_is_rejected(tmp_path, extra, problem):
-    cert, key = make_self_signed(tmp_path)
+def test_an_invalid_tls_section_is_rejected(tmp_path, tls_files, extra, problem):
+    cert, key = tls_files
     text = f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n  {extra}\n"
     path = write_config(tmp_path, text.format(ca=cert))
     with pytest.raises(WebConfigError) as raised:
@@ -253,7 +234,6 @@ def test_an_invalid_tls_section_is_rejected(tmp_path, extra, problem):
     assert problem in str(raised.value)
 
 
-@needs_openssl
 def test_a_key_that_does_not_match_the_certificate_is_rejected(tmp_path):
     cert, _ = make_self_signed(tmp_path, "one")
     _, other_key = make_self_signed(tmp_path, "two")
@@ -264,9 +244,8 @@ def test_a_key_that_does_not_match_the_certificate_is_rejected(tmp_path):
         load_web_config(path)
 
 
-@needs_openssl
-def test_an_encrypted_key_is_rejected_instead_of_prompting(tmp_path):
-    cert, plain_key = make_self_signed(tmp_path)
+def test_an_encrypted_key_is_rejected_instead_of_prompting(tmp_path, tls_files):
+    cert, plain_key = tls_files
     key = tmp_path / "encrypted.key"
     subprocess.run(
         [OPENSSL, "pkey", "-in", str(plain_key), "-out", str(key), "-aes256", "-passout", "pass:x"],
