@@ -195,6 +195,8 @@ class Session:
 
     def _subscribe_all(self) -> None:
         self.stage = "subscribe"
+        if "depth" in self._channel_params:
+            market_records.depth_subscribing(self.state, time.time())
         requests = {}
         for channel, params in self._channel_params.items():
             try:
@@ -386,7 +388,12 @@ class Session:
             self._last_resync = time.monotonic()
             wanted, self._resync_channels = self._resync_channels, set()
             if "depth" in wanted:
-                self._resync_markets = set()
+                broken, self._resync_markets = self._resync_markets, set()
+                if broken and not market_records.still_broken(self.state, broken):
+                    # Each book asked for got a good full reload while the resync waited.
+                    wanted.discard("depth")
+                    records.resubscribed(self.link, "depth")
+                    log.info("order books reloaded meanwhile: depth resync not needed")
             for channel in sorted(wanted):
                 if not self._resubscribe(channel):
                     return
@@ -394,7 +401,7 @@ class Session:
     def _resubscribe(self, channel: str) -> bool:
         params = self._channel_params[channel]
         if channel == "depth":
-            market_records.depth_resubscribing(self.state)
+            market_records.depth_subscribing(self.state, time.time())
         try:
             for method, build in ((channel + protocol.UNSUBSCRIBE_SUFFIX, protocol.unsubscribe),
                                   (channel + protocol.SUBSCRIBE_SUFFIX, protocol.subscribe)):

@@ -11,7 +11,7 @@ caller and costs this frame only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .. import protocol
 from ..book import BookNotLoaded
@@ -26,6 +26,9 @@ RESYNC_PARTIAL = "partial_before_reload"
 RESYNC_CROSSED = "crossed"
 RESYNC_INVALID = "invalid"
 RESYNC_REASONS = (RESYNC_PARTIAL, RESYNC_CROSSED, RESYNC_INVALID)
+# Seconds after a depth (re)subscription during which a book's full reload may still be
+# on its way (the protocol's open point: usually right after the ack, but it may be late).
+LATE_BOOK_GRACE = 10.0
 
 Resubscribe = Callable[..., None]  # resubscribe() or resubscribe(market)
 
@@ -87,7 +90,11 @@ def apply_depth(state: State, event: protocol.Depth, now: float,
         else:
             book.apply(event.bids, event.asks)
     except BookNotLoaded:
-        if "depth" not in state.link.resync_pending:
+        # Right after a (re)subscription the full book may come late: partial updates
+        # before it are dropped, not shown, and only a book still missing after the grace
+        # is resubscribed (resyncing at once would restart the wait every time).
+        if (now - data.depth_subscribed_at >= LATE_BOOK_GRACE
+                and "depth" not in state.link.resync_pending):
             _resync(state, market_state, RESYNC_PARTIAL, resubscribe)
         return
     except ValueError as error:
@@ -135,10 +142,21 @@ def scales_checked(data: MarketData, *, present: list[str], missing: list[str]) 
         data.scale_missing[symbol] = 1.0
 
 
-def depth_resubscribing(state: State) -> None:
-    """Depth is about to be unsubscribed and subscribed again: every book reloads, and
-    none can be trusted until its full reload arrives."""
+def depth_subscribing(state: State, now: float) -> None:
+    """Depth is about to be subscribed (at connect) or unsubscribed and subscribed again:
+    every book reloads, none can be trusted until its full reload arrives, and partial
+    updates before it are expected for ``LATE_BOOK_GRACE`` seconds."""
     clear_books(state.markets)
+    state.markets.depth_subscribed_at = now
+
+
+def still_broken(state: State, symbols: Iterable[str]) -> list[str]:
+    """The markets of ``symbols`` whose book is still missing or crossed: a full reload
+    that arrived since a resync was asked for makes that resync moot."""
+    markets = state.markets.markets
+    return [symbol for symbol in symbols
+            if (book := getattr(markets.get(symbol), "book", None)) is None
+            or not book.loaded or book.is_crossed()]
 
 
 def clear_books(data: MarketData) -> None:

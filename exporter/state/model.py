@@ -85,6 +85,9 @@ class MarketData:
         self.resync_policy = ResyncPolicy(resync_min_interval)
         # market -> 1 while its scale list lacks depth_scale (not subscribed), else 0
         self.scale_missing: dict[str, float] = {}
+        # Unix time depth was last (re)subscribed: partial updates before a book's first
+        # full reload are expected for a while after it (the full book may come late).
+        self.depth_subscribed_at = float("-inf")
         self.max_markets = max_markets
         self.depth_bands = depth_bands
         self.band_labels = tuple(f"{band:g}" for band in depth_bands)

@@ -259,11 +259,6 @@ def test_a_full_book_that_comes_late_is_shown_only_once_it_arrived(make_harness)
     assert h.value("websocket_connects_total") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "exporter/state/market.py apply_depth resyncs on the first partial before the full "
-    "book (reason partial_before_reload), so a late book restarts: 6 depth resubscribes "
-    "in the first 16 s with late_book 1.5 s (backoff 1, 2, 4, 8, 16 s); a resync scheduled "
-    "before the late book arrived still runs after it and drops both markets' good books"))
 def test_a_full_book_that_comes_late_is_waited_for_without_resubscribing(make_harness):
     h = _late_book_harness(make_harness)
     timeline = _watch_late_books(h, 2 * LATE_BOOK)

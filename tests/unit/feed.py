@@ -11,6 +11,7 @@ from exporter.frames import FrameHandler
 
 class Feed:
     def __init__(self, now: float, **state_options) -> None:
+        self.now = now  # every frame's arrival time
         self.registry = CollectorRegistry()
         self.state = channels.new_state(now=now, **state_options)
         collectors.register(self.registry, self.state, version="test", process=False)

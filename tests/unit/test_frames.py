@@ -109,8 +109,35 @@ def test_a_broken_book_leaves_the_others_until_the_resubscription(feed):
     assert feed.value("orderbook_best_bid_price", market="ETH_USDT") is None
     feed.depth("BTC_USDT", bids=[["99.5", "1"]], asks=[], full_reload=False)
     assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99.5
-    market.depth_resubscribing(feed.state)  # the session unsubscribes depth: all reload
+    market.depth_subscribing(feed.state, feed.now)  # the session unsubscribes depth: all reload
     assert feed.value("orderbook_best_bid_price", market="BTC_USDT") is None
+
+
+def test_partials_before_a_late_full_book_are_dropped_without_a_resync(feed):
+    market.depth_subscribing(feed.state, feed.now)  # just subscribed: the book may be late
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[], full_reload=False)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") is None
+    assert feed.resubscribed == []
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
+    assert feed.value("orderbook_best_bid_price", market="BTC_USDT") == 99
+
+
+def test_a_full_book_still_missing_after_the_grace_is_resubscribed(feed):
+    market.depth_subscribing(feed.state, feed.now - market.LATE_BOOK_GRACE)
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[], full_reload=False)
+    assert feed.resync_markets == ["BTC_USDT"]
+    assert feed.value("orderbook_resyncs_total", market="BTC_USDT",
+                      reason="partial_before_reload") == 1
+
+
+def test_a_resync_is_moot_once_every_broken_book_reloaded(feed):
+    feed.depth("BTC_USDT", bids=[["99", "1"]], asks=[["100", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    feed.depth("ETH_USDT", bids=[["12", "1"]], asks=[], full_reload=False)  # crossed
+    assert market.still_broken(feed.state, ["ETH_USDT", "BTC_USDT", "NEW_USDT"]) == [
+        "ETH_USDT", "NEW_USDT"]
+    feed.depth("ETH_USDT", bids=[["10", "1"]], asks=[["11", "1"]], full_reload=True)
+    assert market.still_broken(feed.state, ["ETH_USDT"]) == []
 
 
 def test_malformed_level_is_counted_and_resyncs(feed):

@@ -349,11 +349,14 @@ depth_steps = st.one_of(
 class ReferenceBooks:
     """The documented behaviour, written out plainly: dicts per side, max/min for the
     best prices, a book dropped when it cannot be trusted, every book dropped when depth
-    is resubscribed (they all reload)."""
+    is resubscribed (they all reload), and partial updates before a book's full reload
+    ignored after a resubscription (the full book may come late; the feed's clock never
+    leaves that grace)."""
 
     def __init__(self) -> None:
         self.books: dict[str, tuple[dict, dict] | None] = dict.fromkeys(MARKETS)
         self.pending = False
+        self.awaiting_late_books = False
         self.resyncs = 0
 
     @staticmethod
@@ -373,6 +376,7 @@ class ReferenceBooks:
         if kind == "resubscribed":
             self.books = dict.fromkeys(MARKETS)
             self.pending = False
+            self.awaiting_late_books = True
         elif kind == "invalid" and self.books[market] is not None:
             self.resync(market)  # a loaded book is never left half-updated by a bad level
         elif kind == "reload":
@@ -380,7 +384,7 @@ class ReferenceBooks:
             self.write(self.books[market][0], bids)
             self.write(self.books[market][1], asks)
         elif self.books[market] is None:
-            if not self.pending:
+            if not self.pending and not self.awaiting_late_books:
                 self.resync(market)
         else:
             self.write(self.books[market][0], bids)
@@ -408,7 +412,7 @@ def test_depth_sequences_never_expose_a_crossed_book_and_match_a_reference(steps
     feed, reference = Feed(), ReferenceBooks()
     for kind, market, bids, asks in steps:
         if kind == "resubscribed":  # what the session does around its resubscription
-            market_records.depth_resubscribing(feed.state)
+            market_records.depth_subscribing(feed.state, feed.now)
             records.resubscribed(feed.state.link, "depth")
         elif kind == "invalid":
             feed.send("depth_update", depth_frame(market, False, [], [])
