@@ -44,10 +44,14 @@ def _parse_side(levels: Sequence[Level]) -> list[ParsedLevel]:
     parsed = []
     append = parsed.append
     for level in levels:
-        if type(level) not in _LEVEL_TYPES or len(level) != 2:
+        # Identity checks first: a list of two strings (what the exchange sends) is
+        # accepted without hashing a type; anything else takes the set lookups.
+        kind = type(level)
+        if (kind is not list and kind is not tuple) or len(level) != 2:
             raise ValueError("order book level is not a [price, quantity] pair")
         price_text, quantity_text = level
-        if type(price_text) not in _NUMBER_TYPES or type(quantity_text) not in _NUMBER_TYPES:
+        if ((type(price_text) is not str and type(price_text) not in _NUMBER_TYPES)
+                or (type(quantity_text) is not str and type(quantity_text) not in _NUMBER_TYPES)):
             raise ValueError("order book price and quantity must be decimal strings or numbers")
         try:
             price = float(price_text)
@@ -108,26 +112,32 @@ class OrderBook:
     def best_ask(self) -> float | None:
         return self._ask_prices[0] if self._ask_prices else None
 
-    def reload(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
-        """Replace the whole book (``full_reload: true``)."""
+    def reload(self, bids: Sequence[Level], asks: Sequence[Level]) -> bool:
+        """Replace the whole book (``full_reload: true``); returns :meth:`is_crossed`."""
         parsed_bids, parsed_asks = _parse_side(bids), _parse_side(asks)
         self._bid_prices, self._bid_quantities = _sorted_side(parsed_bids)
         self._ask_prices, self._ask_quantities = _sorted_side(parsed_asks)
         self._loaded = True
         self._version += 1
+        return self.is_crossed()
 
-    def apply(self, bids: Sequence[Level], asks: Sequence[Level]) -> None:
-        """Apply a partial update; raises BookNotLoaded before the first reload."""
+    def apply(self, bids: Sequence[Level], asks: Sequence[Level]) -> bool:
+        """Apply a partial update; raises BookNotLoaded before the first reload.
+        Returns :meth:`is_crossed` (checked here: one call less per depth frame)."""
         if not self._loaded:
             raise BookNotLoaded("partial order book update before a full reload")
-        parsed_bids, parsed_asks = _parse_side(bids), _parse_side(asks)
+        # A delta usually changes one side: an empty list skips the parse of the other.
+        parsed_bids = _parse_side(bids) if bids or type(bids) is not list else bids
+        parsed_asks = _parse_side(asks) if asks or type(asks) is not list else asks
         if not (parsed_bids or parsed_asks):
-            return
+            return self.is_crossed()
+        bid_prices, ask_prices = self._bid_prices, self._ask_prices
         if parsed_bids:
-            _write(self._bid_prices, self._bid_quantities, parsed_bids)
+            _write(bid_prices, self._bid_quantities, parsed_bids)
         if parsed_asks:
-            _write(self._ask_prices, self._ask_quantities, parsed_asks)
+            _write(ask_prices, self._ask_quantities, parsed_asks)
         self._version += 1
+        return bool(bid_prices and ask_prices) and bid_prices[-1] >= ask_prices[0]
 
     def clear(self) -> None:
         """Forget everything; the next partial update raises BookNotLoaded."""

@@ -21,6 +21,7 @@ import orjson
 from .wsframes import FRAME_ERROR_REASONS
 
 MAX_FRAME_BYTES = 4 * 1024 * 1024
+_INF = math.inf
 
 # Bounded reasons for ProtocolError (label values of websocket_message_errors_total).
 TOO_LARGE = "too_large"
@@ -140,7 +141,7 @@ def _number(container: dict, key: str) -> float:
             number = float(value)
         except ValueError:
             raise ProtocolError(BAD_FIELD, f"{key} is not a number") from None
-        if math.isfinite(number):
+        if -_INF < number < _INF:  # False for NaN too
             return number
     raise ProtocolError(BAD_FIELD, f"{key} is not a finite number")
 
@@ -287,11 +288,15 @@ def parse_depth(data: dict) -> Depth:
 
 
 def _trade(raw: Any) -> Trade:
-    item = _object(raw, "trade")
-    price, quantity = _number(item, "price"), _number(item, "quantity")
+    if type(raw) is not dict:  # checked here, not with _object/_one_of: two calls less a trade
+        raise ProtocolError(BAD_FIELD, "trade is not an object")
+    price, quantity = _number(raw, "price"), _number(raw, "quantity")
     if price < 0 or quantity < 0:  # they are summed into counters, which never decrease
         raise ProtocolError(BAD_FIELD, "trade price or quantity is negative")
-    return _event(Trade, (price, quantity, _one_of(item, "direction", SIDES)))
+    side = raw.get("direction")
+    if type(side) is str and side in SIDES:
+        return _event(Trade, (price, quantity, side))
+    return _event(Trade, (price, quantity, _one_of(raw, "direction", SIDES)))  # raises
 
 
 def parse_trades(data: dict) -> Trades:

@@ -86,9 +86,9 @@ def apply_depth(state: State, event: protocol.Depth, now: float,
     book = market_state.book
     try:
         if event.full_reload:
-            book.reload(event.bids, event.asks)
+            crossed = book.reload(event.bids, event.asks)
         else:
-            book.apply(event.bids, event.asks)
+            crossed = book.apply(event.bids, event.asks)
     except BookNotLoaded:
         # Right after a (re)subscription the full book may come late: partial updates
         # before it are dropped, not shown, and only a book still missing after the grace
@@ -101,7 +101,7 @@ def apply_depth(state: State, event: protocol.Depth, now: float,
         _resync(state, market_state, RESYNC_INVALID, resubscribe)
         raise protocol.ProtocolError(protocol.BAD_FIELD, f"depth level: {error}") from None
     market_state.updated["depth"] = now
-    if book.is_crossed():
+    if crossed:
         _resync(state, market_state, RESYNC_CROSSED, resubscribe)
 
 

@@ -208,6 +208,15 @@ class TestCrossed:
         book.apply([], [["99", "1"]])
         assert book.is_crossed()
 
+    @pytest.mark.parametrize("bids, asks", [
+        ([["101.5", "1"]], []), ([], [["99", "1"]]), ([["98.5", "1"]], [["100.5", "1"]]),
+        ([], []), ([["99", "0"]], [["101", "0"]]), ((("99", "1"),), [])])
+    def test_apply_and_reload_return_is_crossed(self, bids, asks):
+        book = standard_book()
+        assert book.apply(bids, asks) is book.is_crossed()
+        assert OrderBook().reload(bids, asks) is OrderBook().reload(bids, asks) is (
+            loaded_book(bids, asks).is_crossed())
+
     def test_one_empty_side_is_not_crossed(self):
         assert not loaded_book(bids=[["100", "1"]]).is_crossed()
         assert not loaded_book(asks=[["100", "1"]]).is_crossed()
