@@ -47,16 +47,14 @@ class DepthScales:
         if wanted is None:
             return None
         to_fetch = [market for market in wanted if market not in self._fetched]
-        results: dict[str, dict[int, float] | Exception] = {}
+        errors: dict[str, Exception] = {}
         if to_fetch:
             for market, result in self.rest.scales_of(to_fetch).items():
                 if isinstance(result, Exception):
-                    results[market] = result
+                    errors[market] = result
                 else:
                     self._fetched[market] = result
-        fetched = {market: self._fetched.get(market) or results.get(market)
-                   for market in wanted if market in self._fetched or market in results}
-        plan = plan_depth(wanted, self.scale, fetched, MAX_LINES_PER_KIND)
+        plan = plan_depth(wanted, self.scale, {**self._fetched, **errors}, MAX_LINES_PER_KIND)
         for line in plan.log_lines:
             if line not in self._logged and len(self._logged) < 4 * self.max_markets:
                 self._logged.add(line)

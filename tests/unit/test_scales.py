@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from exporter import channels
+from exporter.depthscales import DepthScales
 from exporter.rest import RestError
 from exporter.scales import DepthPlan, depth_markets, describe_scales, plan_depth
 
@@ -104,3 +106,28 @@ def test_describe_scales_sorts_and_shows_the_steps():
 ])
 def test_depth_markets(configured, scale, known, cap, expected):
     assert depth_markets(configured, scale, known, cap) == expected
+
+
+class _Scales:
+    """scales_of answers from a table: scales, or the error the fetch ended with."""
+
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+        self.asked: list[list[str]] = []
+
+    def scales_of(self, symbols):
+        self.asked.append(list(symbols))
+        return {symbol: self.answers[symbol] for symbol in symbols}
+
+
+def test_depth_scales_keep_successes_and_treat_an_empty_list_as_missing():
+    state = channels.new_state(markets=("BTC_USDT", "NEW_USDT", "ETH_USDT"))
+    rest = _Scales({"BTC_USDT": {0: 0.01}, "NEW_USDT": {}, "ETH_USDT": OSError("refused")})
+    depth = DepthScales(rest, state.markets, configured=("BTC_USDT", "NEW_USDT", "ETH_USDT"),
+                        scale=0, max_markets=10)
+    assert depth.markets(frozenset()) == ("BTC_USDT", "ETH_USDT")  # ETH: unchecked
+    assert state.markets.scale_missing == {"BTC_USDT": 0.0, "NEW_USDT": 1.0}
+    rest.answers["ETH_USDT"] = {1: 0.1}
+    assert depth.markets(frozenset()) == ("BTC_USDT",)
+    assert rest.asked == [["BTC_USDT", "NEW_USDT", "ETH_USDT"], ["ETH_USDT"]]
+    assert state.markets.scale_missing == {"BTC_USDT": 0.0, "NEW_USDT": 1.0, "ETH_USDT": 1.0}
