@@ -121,8 +121,10 @@ class Session:
         self._frames = FrameHandler(state, on_reply=self._replies.match,
                                     on_resync=self._request_resync, table=table,
                                     samples=samples or FrameSamples(redactor))
-        if frame_tap is not None:  # e.g. ``record``: every message, before it is handled
-            self._frames.handle = _tapped(frame_tap, self._frames.handle)  # type: ignore[method-assign]
+        # The one function every message goes through; ``frame_tap`` (e.g. ``record``) sees
+        # each message before it is handled.
+        self._handle = self._frames.handle if frame_tap is None else _tapped(
+            frame_tap, self._frames.handle)
         self._resync_wanted = Event()
         self._resync_channels: set[str] = set()
         self._resync_markets: set[str] = set()  # depth: the markets whose books broke
@@ -313,7 +315,7 @@ class Session:
         link = self.link
         try:
             close = wsreader.read_messages(
-                self.ws, self._frames.handle,  # the one function every message goes through
+                self.ws, self._handle,
                 lambda reason, detail: records.reject_frame(link, reason, detail, time.time()),
                 max_message_bytes=protocol.MAX_FRAME_BYTES)
             log.info("the server closed the connection (status %s)", close.code)
