@@ -153,10 +153,12 @@ def depth_subscribing(state: State, now: float) -> None:
 def still_broken(state: State, symbols: Iterable[str]) -> list[str]:
     """The markets of ``symbols`` whose book is still missing or crossed: a full reload
     that arrived since a resync was asked for makes that resync moot."""
-    markets = state.markets.markets
-    return [symbol for symbol in symbols
-            if (book := getattr(markets.get(symbol), "book", None)) is None
-            or not book.loaded or book.is_crossed()]
+    broken = []
+    for symbol in symbols:
+        market_state = state.markets.markets.get(symbol)
+        if market_state is None or not market_state.book.loaded or market_state.book.is_crossed():
+            broken.append(symbol)
+    return broken
 
 
 def clear_books(data: MarketData) -> None:
